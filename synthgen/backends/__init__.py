@@ -1,0 +1,8 @@
+"""Generator backends; ``BACKENDS`` maps the name stored in model files to the class."""
+
+from synthgen.backends.base import BaseGenerator
+from synthgen.backends.tvae import TVAE
+
+BACKENDS: dict[str, type[BaseGenerator]] = {"tvae": TVAE}
+
+__all__ = ["BACKENDS", "TVAE", "BaseGenerator"]

@@ -1,0 +1,371 @@
+"""``BaseGenerator``: the training/sampling scaffold every backend shares.
+
+A backend subclasses it and supplies only its networks (``_build``), one optimisation
+step (``_train_step``), a validation loss and a generator of encoded rows. Encoding the
+frame once, batching on the device, seeding, progress, early stopping, checkpoints,
+conditional sampling and save/load live here, once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthgen.backends.conditions import ConditionSampler
+from synthgen.backends.spans import SpanLayout
+from synthgen.errors import ConfigError, NotFittedError
+from synthgen.schema import Schema, check_frame
+from synthgen.training import (
+    EarlyStopping,
+    EpochProgress,
+    TrainingLog,
+    make_generator,
+    resolve_device,
+    seed_everything,
+    show_progress,
+    timer,
+)
+from synthgen.transforms import TableTransformer
+
+#: Rows generated per forward pass when sampling (bounds memory for huge ``n``).
+SAMPLE_CHUNK = 65_536
+
+
+class BaseGenerator:
+    """Shared constructor vocabulary and the fit / sample / save life cycle.
+
+    Subclasses list their own hyper-parameters as keyword arguments of ``__init__`` and
+    store them unchanged (scikit-learn style); learned state ends in ``_``.
+    """
+
+    #: Name written into model files; the registry maps it back to the class.
+    backend_name: ClassVar[str] = "base"
+    #: Batches must be a multiple of this (PacGAN packs rows together).
+    batch_multiple: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        epochs: int = 300,
+        batch_size: int = 500,
+        seed: int = 0,
+        device: str = "auto",
+        dp: Any = None,
+        validation_fraction: float = 0.0,
+        early_stopping_patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 0,
+        progress: bool | None = None,
+        transformer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.dp = dp
+        self.validation_fraction = validation_fraction
+        self.early_stopping_patience = early_stopping_patience
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress
+        self.transformer_options = transformer_options
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                    continue
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments as given (JSON-safe for everything but ``dp``)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_params(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs!r} must be a positive integer")
+        if not isinstance(self.batch_size, int) or self.batch_size < self.batch_multiple:
+            raise ConfigError(
+                f"batch_size={self.batch_size!r} must be an integer >= {self.batch_multiple}"
+            )
+        if not isinstance(self.seed, int | np.integer):
+            raise ConfigError(f"seed={self.seed!r} must be an integer")
+        if not 0.0 <= float(self.validation_fraction) < 0.5:
+            raise ConfigError(
+                f"validation_fraction={self.validation_fraction!r} must be in [0, 0.5)"
+            )
+        if self.dp is not None:
+            raise ConfigError(
+                "dp= (differentially private training) is not available in this version yet; "
+                "train without dp"
+            )
+        if self.early_stopping_patience is not None and self.validation_fraction <= 0:
+            raise ConfigError(
+                "early_stopping_patience needs a validation split: set validation_fraction, "
+                "e.g. 0.1"
+            )
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise ConfigError("checkpoint_every needs checkpoint_dir=<folder>")
+
+    # ------------------------------------------------------------------ backend hooks
+    def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _modules(self) -> dict[str, torch.nn.Module]:  # pragma: no cover
+        """Named networks whose weights are saved."""
+        raise NotImplementedError
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover
+        """One optimisation step; return detached loss tensors (summed over the epoch)."""
+        raise NotImplementedError
+
+    def _validation_loss(self, data: torch.Tensor) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
+        """``n`` encoded rows (discrete groups one-hot) on the model's device."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame, schema: Schema | None = None, resume: bool = False):
+        """Learn ``df``. Returns ``self``.
+
+        ``schema`` defaults to ``Schema.infer(df)``. With ``resume=True`` training
+        continues from the newest checkpoint in ``checkpoint_dir``.
+        """
+        self._check_params()
+        check_frame(df)
+        if len(df) < 2:
+            raise ConfigError(
+                f"the frame has {len(df)} row; a generator needs at least 2 rows to learn from"
+            )
+        device = resolve_device(self.device)
+        seed_everything(int(self.seed))
+        log = TrainingLog()
+        with timer() as prep:
+            schema = Schema.infer(df) if schema is None else schema
+            options = {"seed": int(self.seed), **(self.transformer_options or {})}
+            transformer = TableTransformer(**options).fit(df, schema)
+            data = transformer.encode(df).to(device)
+        log.preprocessing_seconds = prep[0]
+        self.transformer_ = transformer
+        self.device_ = device
+        self.layout_ = SpanLayout(transformer.spans, device)
+        train, valid = self._split(data)
+        self._build(self.layout_, train)
+        self.training_log_ = log
+        start_epoch = 0
+        stopper = (
+            EarlyStopping(self.early_stopping_patience)
+            if self.early_stopping_patience is not None
+            else None
+        )
+        best_state: dict[str, dict[str, torch.Tensor]] | None = None
+        if resume:
+            start_epoch = self._load_checkpoint(stopper)
+        generator = make_generator(int(self.seed) + 1, device)
+        if resume:
+            generator.manual_seed(int(self.seed) + 1 + start_epoch)
+        n = train.shape[0]
+        batch = min(self.batch_size, n)
+        batch -= batch % self.batch_multiple
+        if batch < self.batch_multiple:
+            raise ConfigError(
+                f"{n} training rows are too few for {type(self).__name__}: it needs at least "
+                f"{self.batch_multiple} rows per batch"
+            )
+        steps = max(1, n // batch) if n % batch < self.batch_multiple else math.ceil(n / batch)
+        with (
+            timer() as fit_time,
+            EpochProgress(self.epochs, type(self).__name__, show_progress(self.progress)) as bar,
+        ):
+            for epoch in range(start_epoch, self.epochs):
+                with timer() as epoch_time:
+                    for module in self._modules().values():
+                        module.train()
+                    order = torch.randperm(n, generator=generator, device=device)
+                    totals: dict[str, torch.Tensor] = {}
+                    for step in range(steps):
+                        index = order[step * batch : (step + 1) * batch]
+                        if len(index) % self.batch_multiple:
+                            index = index[: len(index) - len(index) % self.batch_multiple]
+                        losses = self._train_step(train[index])
+                        for key, value in losses.items():
+                            totals[key] = totals.get(key, 0.0) + value
+                    epoch_losses = {k: float(v) / steps for k, v in totals.items()}
+                    if valid is not None:
+                        for module in self._modules().values():
+                            module.eval()
+                        with torch.no_grad():
+                            epoch_losses["val_loss"] = self._validation_loss(valid)
+                log.record(epoch + 1, epoch_time[0], **epoch_losses)
+                bar.update(epoch + 1, epoch_losses)
+                stop = False
+                if stopper is not None:
+                    stop = stopper.step(epoch + 1, epoch_losses["val_loss"])
+                    if stopper.best_epoch == epoch + 1:
+                        best_state = self._weights_copy()
+                if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
+                    self._save_checkpoint(epoch + 1, stopper)
+                if stop:
+                    log.stopped_early = True
+                    break
+        if stopper is not None and best_state is not None:
+            self._load_weights(best_state)
+            log.best_epoch = stopper.best_epoch
+        for module in self._modules().values():
+            module.eval()
+        log.training_seconds = fit_time[0]
+        return self
+
+    def _split(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.validation_fraction:
+            return data, None
+        n_valid = int(round(len(data) * self.validation_fraction))
+        if n_valid < 1 or len(data) - n_valid < 2:
+            return data, None
+        generator = make_generator(int(self.seed) + 2, torch.device("cpu"))
+        order = torch.randperm(len(data), generator=generator).to(data.device)
+        return data[order[n_valid:]], data[order[:n_valid]]
+
+    # ------------------------------------------------------------------ weights & checkpoints
+    def _weights_copy(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            name: {k: v.detach().clone() for k, v in module.state_dict().items()}
+            for name, module in self._modules().items()
+        }
+
+    def _load_weights(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        for name, module in self._modules().items():
+            module.load_state_dict(state[name])
+
+    def _checkpoint_path(self) -> str:
+        return os.path.join(str(self.checkpoint_dir), f"{self.backend_name}.ckpt")
+
+    def _save_checkpoint(self, epoch: int, stopper: EarlyStopping | None) -> None:
+        """Weights, optimiser state and progress, written atomically (weights-only format)."""
+        os.makedirs(str(self.checkpoint_dir), exist_ok=True)
+        payload = {
+            "epoch": epoch,
+            "modules": self._weights_copy(),
+            "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
+            "log": self.training_log_.epochs,
+            "stopper": stopper.state_dict() if stopper else None,
+        }
+        path = self._checkpoint_path()
+        torch.save(payload, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _load_checkpoint(self, stopper: EarlyStopping | None) -> int:
+        path = self._checkpoint_path() if self.checkpoint_dir else ""
+        if not path or not os.path.exists(path):
+            raise ConfigError(
+                f"resume=True but there is no checkpoint at {path or '(no checkpoint_dir)'}; "
+                "fit once with checkpoint_dir and checkpoint_every set"
+            )
+        payload = torch.load(path, map_location=self.device_, weights_only=True)
+        self._load_weights(payload["modules"])
+        for name, optimizer in self._optimizers().items():
+            optimizer.load_state_dict(payload["optimizers"][name])
+        self.training_log_.epochs = list(payload["log"])
+        if stopper is not None and payload["stopper"]:
+            stopper.load_state_dict(payload["stopper"])
+        return int(payload["epoch"])
+
+    # ------------------------------------------------------------------ sampling
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "transformer_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(df) first"
+            )
+
+    @property
+    def schema(self) -> Schema:
+        self._check_fitted()
+        return self.transformer_.schema
+
+    @property
+    def training_log(self) -> TrainingLog:
+        self._check_fitted()
+        return self.training_log_
+
+    @property
+    def privacy_spent(self):
+        """DP accounting of the fit; None when trained without differential privacy."""
+        self._check_fitted()
+        return getattr(self, "privacy_spent_", None)
+
+    @torch.no_grad()
+    def _generate_encoded(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        for module in self._modules().values():
+            module.eval()
+        chunks = []
+        for start in range(0, n, SAMPLE_CHUNK):
+            chunks.append(self._generate(min(SAMPLE_CHUNK, n - start), generator).cpu())
+        return torch.cat(chunks) if chunks else torch.zeros(0, self.transformer_.output_dim)
+
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        conditions: dict[str, Any] | pd.DataFrame | list[dict[str, Any]] | None = None,
+        max_tries: int = 100,
+    ) -> pd.DataFrame:
+        """Generate ``n`` rows with the training frame's columns and dtypes.
+
+        ``conditions`` fixes columns: ``{"income": ">50K"}``, a numeric range
+        ``{"age": (30, 40)}``, or a list / DataFrame of condition rows (``n`` rows for
+        each). Backends without native conditioning reach them by vectorised rejection
+        sampling, giving up with a ``ConditionError`` after ``max_tries`` rounds.
+        """
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ConfigError(f"n={n!r} must be a non-negative integer number of rows")
+        seed = int(self.seed) if seed is None else int(seed)
+        generator = make_generator(seed, self.device_)
+        if conditions is None:
+            return self.transformer_.decode(self._generate_encoded(int(n), generator))
+        sampler = ConditionSampler(self.transformer_.schema, conditions)
+        return sampler.sample(
+            int(n),
+            lambda k: self.transformer_.decode(self._generate_encoded(k, generator)),
+            max_tries=max_tries,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str) -> None:
+        """Write the fitted model to ``path`` (JSON config + tensors, never pickle)."""
+        from synthgen.io import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+
+    def _restore(self) -> None:
+        """Rebuild the networks of a loaded model (weights are loaded afterwards)."""
+        self._build(self.layout_, torch.zeros(2, self.layout_.dim, device=self.device_))
+
+    def _extra_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Backend state beyond network weights that sampling needs (JSON, tensors)."""
+        return {}, {}
+
+    def _load_extra_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        return None

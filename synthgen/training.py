@@ -1,0 +1,177 @@
+"""Shared training scaffolding: devices, seeding, progress, logs, early stopping, checkpoints.
+
+Every backend trains through ``BaseGenerator.fit`` which uses these pieces, so a
+backend only supplies its networks and its loss.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthgen.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn the user's ``device`` argument into a ``torch.device``, checking availability."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
+        raise ConfigError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={device!r} was requested but no CUDA GPU is available; use device='cpu' "
+            "or device='auto'"
+        )
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) so a fit is reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A private torch RNG on ``device`` (never the global one, so sampling is isolated)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator
+
+
+@dataclass
+class TrainingLog:
+    """What happened during ``fit``: losses per epoch and wall-clock times."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    preprocessing_seconds: float = 0.0
+    training_seconds: float = 0.0
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+    def record(self, epoch: int, seconds: float, **losses: float) -> None:
+        self.epochs.append({"epoch": epoch, "seconds": seconds, **losses})
+
+    @property
+    def total_seconds(self) -> float:
+        return self.preprocessing_seconds + self.training_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_seconds"] = self.total_seconds
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingLog:
+        data = {k: v for k, v in data.items() if k != "total_seconds"}
+        return cls(**data)
+
+    def to_frame(self):  # pragma: no cover - convenience
+        import pandas as pd
+
+        return pd.DataFrame(self.epochs)
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = float("inf")
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+
+    def step(self, epoch: int, value: float) -> bool:
+        """Record ``value``; return True when training should stop."""
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return False
+        self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Progress bars appear when asked, or by default when stderr is a terminal."""
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty() and not os.environ.get("SYNTHGEN_NO_PROGRESS")
+
+
+class EpochProgress:
+    """A rich progress bar over epochs that shows the latest losses; a no-op when hidden."""
+
+    def __init__(self, total: int, description: str, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.description = description
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> EpochProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=self.total, losses="")
+        return self
+
+    def update(self, completed: int, losses: dict[str, float]) -> None:
+        if self._progress is not None:
+            text = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+            self._progress.update(self._task, completed=completed, losses=text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+@contextmanager
+def timer() -> Iterator[list[float]]:
+    """``with timer() as t: ...`` then ``t[0]`` holds the elapsed seconds."""
+    box = [0.0]
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = time.perf_counter() - start

@@ -1,0 +1,286 @@
+"""Per-column encoders: each turns one column into a block of float32 features and back.
+
+Every encoder describes its block as a list of ``Span``s so that backends can apply
+the right activation and loss to each part without knowing about column kinds:
+``alpha`` spans are continuous scalars, every other span is a one-hot group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthgen.errors import DataError
+from synthgen.schema import ColumnSpec
+from synthgen.transforms.numerical import (
+    ModeNormalizerState,
+    decode_modes,
+    encode_modes,
+    fit_mode_normalizer,
+)
+
+_NS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Span:
+    """A slice of the encoded row that belongs to one column.
+
+    ``role`` is ``"alpha"`` (a continuous value), ``"mode"`` (the mixture component),
+    ``"category"`` (the category one-hot, null included as the last slot when the
+    column is nullable) or ``"null"`` (2-way present / missing indicator of a number).
+    """
+
+    column: str
+    role: str
+    start: int
+    width: int
+
+    @property
+    def continuous(self) -> bool:
+        return self.role == "alpha"
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.width
+
+
+def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((len(codes), width), dtype=np.float32)
+    out[np.arange(len(codes)), codes] = 1.0
+    return out
+
+
+class NumericalEncoder:
+    """Mode-specific normalisation plus a null indicator; also serves datetimes."""
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        self.spec = spec
+        self.state: ModeNormalizerState | None = None
+        self.fill_value = 0.0
+        self.resolution_ns = 1  # datetimes: round decoded values to the observed unit
+
+    # -- conversion between the column's own values and float64 numbers
+    def to_numbers(self, series: pd.Series) -> np.ndarray:
+        if self.spec.kind == "datetime":
+            as_dt = pd.to_datetime(series, errors="coerce")
+            if getattr(as_dt.dt, "tz", None) is not None:
+                as_dt = as_dt.dt.tz_convert("UTC").dt.tz_localize(None)
+            ns = as_dt.to_numpy(dtype="datetime64[ns]").astype("int64").astype(np.float64)
+            ns[as_dt.isna().to_numpy()] = np.nan
+            return ns / _NS_PER_SECOND
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def fit(self, series: pd.Series, max_components: int, max_fit_rows: int, seed: int) -> None:
+        numbers = self.to_numbers(series)
+        present = numbers[~np.isnan(numbers)]
+        if len(present) == 0:
+            present = np.zeros(1)
+        if self.spec.kind == "datetime":
+            ns = (present * _NS_PER_SECOND).astype(np.int64)
+            for unit in (
+                86_400 * _NS_PER_SECOND,
+                3600 * _NS_PER_SECOND,
+                60 * _NS_PER_SECOND,
+                _NS_PER_SECOND,
+                1_000_000,
+                1_000,
+                1,
+            ):
+                if np.all(ns % unit == 0):
+                    self.resolution_ns = unit
+                    break
+        self.fill_value = float(np.median(present))
+        self.state = fit_mode_normalizer(present, max_components, max_fit_rows, seed)
+
+    def widths(self) -> list[tuple[str, int]]:
+        assert self.state is not None
+        parts = [("alpha", 1), ("mode", self.state.n_modes)]
+        if self.spec.nullable:
+            parts.append(("null", 2))
+        return parts
+
+    def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        assert self.state is not None
+        numbers = self.to_numbers(series)
+        missing = np.isnan(numbers)
+        if missing.any() and not self.spec.nullable:
+            raise DataError(
+                f"column {self.spec.name!r} has {int(missing.sum())} null(s) but was fitted "
+                "without nulls; set its schema nullable=True and fit again"
+            )
+        filled = np.where(missing, self.fill_value, numbers)
+        alpha, modes = encode_modes(self.state, filled, rng)
+        blocks = [alpha.astype(np.float32)[:, None], _one_hot(modes, self.state.n_modes)]
+        if self.spec.nullable:
+            blocks.append(_one_hot(missing.astype(np.int64), 2))
+        return np.concatenate(blocks, axis=1)
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        assert self.state is not None
+        k = self.state.n_modes
+        modes = block[:, 1 : 1 + k].argmax(axis=1)
+        values = decode_modes(self.state, block[:, 0], modes)
+        spec = self.spec
+        if spec.kind == "datetime":
+            low = pd.Timestamp(spec.min).value / _NS_PER_SECOND if spec.min else None
+            high = pd.Timestamp(spec.max).value / _NS_PER_SECOND if spec.max else None
+            values = np.clip(values, low, high) if low is not None else values
+            ns = np.round(values * _NS_PER_SECOND / self.resolution_ns) * self.resolution_ns
+            missing = block[:, 1 + k + 1] > block[:, 1 + k] if spec.nullable else None
+            ns_int = ns.astype(np.int64)
+            out = pd.Series(pd.to_datetime(ns_int, unit="ns"), name=spec.name)
+            if missing is not None:
+                out[missing] = pd.NaT
+            if "UTC" in spec.dtype or "," in spec.dtype:
+                tz = spec.dtype.split(",", 1)[1].rstrip("]").strip()
+                out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
+            return out
+        if spec.min is not None and spec.max is not None:
+            values = np.clip(values, spec.min, spec.max)
+        if spec.integer or spec.decimals == 0:
+            values = np.round(values)
+        elif spec.decimals is not None:
+            values = np.round(values, spec.decimals)
+        if spec.nullable:
+            missing = block[:, 1 + k + 1] > block[:, 1 + k]
+            values = values.copy()
+            values[missing] = np.nan
+        series = pd.Series(values, name=spec.name)
+        return _restore_dtype(series, spec.dtype)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.state is not None
+        meta = {"fill_value": self.fill_value, "resolution_ns": self.resolution_ns}
+        arrays = {"means": self.state.means, "stds": self.state.stds, "weights": self.state.weights}
+        return meta, arrays
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.fill_value = float(meta["fill_value"])
+        self.resolution_ns = int(meta["resolution_ns"])
+        self.state = ModeNormalizerState(
+            np.asarray(arrays["means"], dtype=np.float64),
+            np.asarray(arrays["stds"], dtype=np.float64),
+            np.asarray(arrays["weights"], dtype=np.float64),
+        )
+
+
+def _restore_dtype(series: pd.Series, dtype: str) -> pd.Series:
+    """Cast decoded values back to the dtype the column had in the training frame."""
+    try:
+        if dtype.startswith(("int", "uint")) and series.isna().any():
+            return series.astype(dtype.replace("int", "Int").replace("uInt", "UInt"))
+        return series.astype(dtype)
+    except (TypeError, ValueError):
+        return series
+
+
+class CategoricalEncoder:
+    """One-hot over the known categories; null is one more category when allowed."""
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        self.spec = spec
+        self.categories: list[Any] = list(spec.categories or [])
+
+    def fit(self, series: pd.Series, **_: Any) -> None:
+        if self.spec.categories is None:
+            values = pd.unique(series.dropna())
+            self.categories = sorted(values.tolist(), key=lambda v: (str(type(v)), v))
+
+    @property
+    def has_null_slot(self) -> bool:
+        return self.spec.nullable or not self.categories
+
+    def widths(self) -> list[tuple[str, int]]:
+        return [("category", len(self.categories) + int(self.has_null_slot))]
+
+    def codes(self, series: pd.Series) -> np.ndarray:
+        """Category index of each value (nulls get the null slot); unseen values raise."""
+        values = series.astype(object) if isinstance(series.dtype, pd.CategoricalDtype) else series
+        codes = pd.Categorical(values, categories=self.categories).codes.astype(np.int64)
+        missing = series.isna().to_numpy()
+        unseen = (codes < 0) & ~missing
+        if unseen.any():
+            bad = series[unseen].iloc[0]
+            shown = self.categories[:10]
+            raise DataError(
+                f"column {self.spec.name!r}: value {bad!r} is not one of the categories seen in "
+                f"training ({shown}{' ...' if len(self.categories) > 10 else ''}); map it to a "
+                "known category or refit with it included"
+            )
+        if missing.any():
+            if not self.has_null_slot:
+                raise DataError(
+                    f"column {self.spec.name!r} has nulls but was fitted without nulls; "
+                    "set its schema nullable=True and fit again"
+                )
+            codes[missing] = len(self.categories)
+        return codes
+
+    def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        return _one_hot(self.codes(series), self.widths()[0][1])
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        codes = block.argmax(axis=1)
+        lookup = np.array([*self.categories, np.nan], dtype=object)
+        values = lookup[np.where(codes >= len(self.categories), len(self.categories), codes)]
+        dtype = self.spec.dtype
+        if dtype == "category":
+            return pd.Series(
+                pd.Categorical(values, categories=self.categories), name=self.spec.name
+            )
+        series = pd.Series(values, name=self.spec.name)
+        if dtype != "object":
+            series = _restore_dtype(series, dtype)
+        return series
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {
+            "categories": [v.item() if isinstance(v, np.generic) else v for v in self.categories]
+        }, {}
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.categories = list(meta["categories"])
+
+
+class IdEncoder:
+    """Identifiers carry no distribution: they are not encoded and are minted anew."""
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        self.spec = spec
+
+    def fit(self, series: pd.Series, **_: Any) -> None:
+        return None
+
+    def widths(self) -> list[tuple[str, int]]:
+        return []
+
+    def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros((len(series), 0), dtype=np.float32)
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        n = len(block)
+        if self.spec.dtype.lower().startswith(("int", "uint")):
+            return pd.Series(np.arange(n, dtype=np.int64), name=self.spec.name).astype(
+                self.spec.dtype
+            )
+        width = max(6, len(str(n)))
+        return pd.Series([f"sg_{i:0{width}d}" for i in range(n)], name=self.spec.name, dtype=object)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {}
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        return None
+
+
+ENCODERS = {
+    "numerical": NumericalEncoder,
+    "datetime": NumericalEncoder,
+    "categorical": CategoricalEncoder,
+    "boolean": CategoricalEncoder,
+    "id": IdEncoder,
+}
