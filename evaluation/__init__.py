@@ -1,0 +1,11 @@
+"""Evaluation suite: score a synthetic table against the real one (and a holdout).
+
+``evaluate`` returns an ``EvaluationReport`` with fidelity, detection, alpha-precision,
+utility, FID, bias and privacy-risk scores; see docs/evaluation.md.
+"""
+
+from evaluation.core import evaluate
+from evaluation.report import EvaluationReport
+from evaluation.validation import SECTIONS
+
+__all__ = ["SECTIONS", "EvaluationReport", "evaluate"]

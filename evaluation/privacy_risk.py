@@ -1,0 +1,71 @@
+"""Privacy risk section: runs the attacks of ``privacy.attacks`` and summarises them.
+
+- ``privacy.dcr_share``: share of synthetic rows closer to a training row than to any
+  holdout row (SDMetrics DCROverfittingProtection definition). 0.5 is ideal when the
+  holdout is as large as the training table; near 1 means memorised rows.
+- ``privacy.dcr_protection``: SDMetrics' score, ``min(2 * (1 - dcr_share), 1)``.
+- ``privacy.nndr_mean`` / ``privacy.nndr_p05``: nearest-neighbour distance ratio of
+  synthetic rows to training rows (low = a synthetic row singles out one record).
+- ``privacy.exact_copy_rate``: share of synthetic rows that are verbatim training rows.
+- ``privacy.mia_auc``: ROC AUC of a distance-based membership-inference attack
+  (training rows = members, holdout rows = non-members). 0.5 = no leakage.
+
+DCR, MIA need a holdout that the generator never saw; without one they are left out
+(a random split of the training data would not be unseen by the generator).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from privacy.attacks import exact_copy_rate, membership_inference_auc, nearest_distances
+from synthgen.schema import Schema
+
+
+def _sample(df: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.DataFrame:
+    if n is None or len(df) <= n:
+        return df
+    return df.iloc[np.sort(rng.choice(len(df), n, replace=False))]
+
+
+def privacy_risk(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    schema: Schema,
+    max_rows: int | None = None,
+    mia_rows: int = 5000,
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    """Run every attack; ``max_rows`` caps the synthetic rows searched (None = all)."""
+    rng = np.random.default_rng(seed)
+    syn = _sample(synthetic, max_rows, rng)
+    d_train = nearest_distances(syn, real, schema, k=2)
+    d1 = d_train[:, 0]
+    d2 = d_train[:, 1] if d_train.shape[1] > 1 else d_train[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d1 == 0, 0.0, d1 / d2)
+    scores = {
+        "privacy.exact_copy_rate": exact_copy_rate(synthetic, real, schema),
+        "privacy.dcr_median": float(np.median(d1)),
+        "privacy.nndr_mean": float(np.mean(ratio)),
+        "privacy.nndr_p05": float(np.quantile(ratio, 0.05)),
+    }
+    table = {"dcr_training": d1, "nndr": ratio}
+    if holdout is not None:
+        d_hold = nearest_distances(syn, holdout, schema, k=1)[:, 0]
+        share = float(np.mean(d1 < d_hold))
+        scores["privacy.dcr_share"] = share
+        scores["privacy.dcr_protection"] = min((1.0 - share) * 2.0, 1.0)
+        scores["privacy.mia_auc"] = membership_inference_auc(
+            real, holdout, synthetic, schema, max_rows=mia_rows, seed=seed
+        )
+        table["dcr_holdout"] = d_hold
+    quantiles = [0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0]
+    summary = pd.DataFrame(
+        {name: np.quantile(v, quantiles) for name, v in table.items()},
+        index=[f"q{int(q * 100):02d}" for q in quantiles],
+    )
+    summary.insert(0, "quantile", summary.index)
+    return scores, {"privacy.distances": summary.reset_index(drop=True)}
