@@ -66,7 +66,9 @@ def demo(
 ) -> None:
     """Fit TVAE on the bundled Adult data, sample, write a CSV and print its quality."""
     from pipelines.demo import run_demo
+    from pipelines.tables import check_writable
 
+    check_writable(out_path)
     run_demo(out_path, epochs=epochs, rows=rows, seed=seed, device=device, console=out)
 
 
@@ -110,9 +112,10 @@ def sample(
     device: str | None = typer.Option(None, help="Override the device the model runs on."),
 ) -> None:
     """Generate rows from a saved model."""
-    from pipelines.tables import write_table
+    from pipelines.tables import check_writable, write_table
     from synthgen.io import load_model
 
+    check_writable(out_path)
     model = load_model(str(model_path), device=device)
     start = time.perf_counter()
     frame = model.sample(n, seed=seed)
@@ -120,16 +123,14 @@ def sample(
     out.print(f"sampled {len(frame):,} rows in {time.perf_counter() - start:.1f}s -> {out_path}")
 
 
-def _register_optional_commands() -> None:
-    """Commands that live with their own package register themselves here."""
-    try:
-        from pipelines import evaluate_cmd
-    except ImportError:  # the evaluation command ships with the evaluation package
-        return
+def _register_commands() -> None:
+    """Commands that live in their own modules register themselves here."""
+    from pipelines import evaluate_cmd
+
     evaluate_cmd.register(app)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

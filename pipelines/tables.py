@@ -42,14 +42,20 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"cannot read {str(path)!r} as {suffix}: {exc}") from None
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` as CSV or Parquet (by extension) atomically; returns the path."""
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse an output path of an unknown type before any expensive work is done."""
     suffix = _suffix(path)
     if suffix not in READABLE:
         raise DataError(
             f"cannot write {str(path)!r}: unsupported file type {suffix or '(none)'!r}; "
             f"use one of {', '.join(READABLE)}"
         )
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as CSV or Parquet (by extension) atomically; returns the path."""
+    check_writable(path)
+    suffix = _suffix(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

@@ -92,15 +92,15 @@ def _default_dtype(kind: str) -> str:
     }.get(kind, "object")
 
 
-def _decimals(values: np.ndarray) -> int:
-    """Smallest number of decimals that represents every value (capped)."""
+def _decimals(values: np.ndarray) -> int | None:
+    """Smallest number of decimals that represents every value; None for full precision."""
     sample = values[:5000]
     for d in range(MAX_DECIMALS + 1):
         if np.allclose(
             np.round(sample, d), sample, rtol=0, atol=1e-9 * max(1.0, np.abs(sample).max())
         ):
             return d
-    return MAX_DECIMALS
+    return None
 
 
 def _check_finite(name: str, series: pd.Series) -> None:

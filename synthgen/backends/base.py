@@ -180,11 +180,10 @@ class BaseGenerator:
             else None
         )
         best_state: dict[str, dict[str, torch.Tensor]] | None = None
+        generator = make_generator(int(self.seed) + 1, device)
+        self._shuffle_generator = generator
         if resume:
             start_epoch = self._load_checkpoint(stopper)
-        generator = make_generator(int(self.seed) + 1, device)
-        if resume:
-            generator.manual_seed(int(self.seed) + 1 + start_epoch)
         n = train.shape[0]
         batch = min(self.batch_size, n)
         batch -= batch % self.batch_multiple
@@ -270,6 +269,10 @@ class BaseGenerator:
             "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
             "log": self.training_log_.epochs,
             "stopper": stopper.state_dict() if stopper else None,
+            # both RNG streams, so a resumed fit continues exactly like an unbroken one
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device_.type == "cuda" else [],
+            "shuffle_rng": self._shuffle_generator.get_state(),
         }
         path = self._checkpoint_path()
         torch.save(payload, path + ".tmp")
@@ -289,6 +292,10 @@ class BaseGenerator:
         self.training_log_.epochs = list(payload["log"])
         if stopper is not None and payload["stopper"]:
             stopper.load_state_dict(payload["stopper"])
+        torch.set_rng_state(payload["torch_rng"].cpu())
+        if payload["cuda_rng"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
+        self._shuffle_generator.set_state(payload["shuffle_rng"].cpu())
         return int(payload["epoch"])
 
     # ------------------------------------------------------------------ sampling

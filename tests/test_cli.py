@@ -1,0 +1,58 @@
+"""The command line: demo, fit, sample, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_writes_adult_shaped_csv(tmp_path, adult):
+    out = tmp_path / "synthetic.csv"
+    result = runner.invoke(app, ["demo", "--epochs", "1", "--rows", "500", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "fidelity.overall" in result.output and "utility.tstr_roc_auc" in result.output
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == list(adult.columns) and len(frame) == 500
+
+
+def test_fit_then_sample_csv_and_parquet(tmp_path, adult_small):
+    data = tmp_path / "train.csv"
+    adult_small.to_csv(data, index=False)
+    model = tmp_path / "m.synth"
+    result = runner.invoke(app, ["fit", str(data), "--epochs", "1", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    for name in ("syn.parquet", "syn.csv"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["sample", str(model), "-n", "123", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        frame = pd.read_parquet(out) if name.endswith(".parquet") else pd.read_csv(out)
+        assert len(frame) == 123 and list(frame.columns) == list(adult_small.columns)
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    bad = tmp_path / "data.xlsx"
+    bad.write_text("nope")
+    result = runner.invoke(app, ["fit", str(bad), "--out", str(tmp_path / "m.synth")])
+    assert result.exit_code == 2
+    assert "unsupported file type" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["sample", str(bad), "-n", "5"])
+    assert result.exit_code == 2 and "not a synthgen model" in result.output
+    csv = tmp_path / "d.csv"
+    pd.DataFrame({"a": [1.0, 2.0]}).to_csv(csv, index=False)
+    result = runner.invoke(app, ["fit", str(csv), "--backend", "gpt", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "unknown backend 'gpt'" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_sample_does_not_leave_partial_files(tmp_path, adult_small):
+    data = tmp_path / "train.parquet"
+    adult_small.to_parquet(data)
+    model = tmp_path / "m.synth"
+    assert runner.invoke(app, ["fit", str(data), "--epochs", "1", "--out", str(model)]).exit_code == 0
+    result = runner.invoke(app, ["sample", str(model), "-n", "5", "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.synth", "train.parquet"]

@@ -1,0 +1,174 @@
+"""TVAE on the shared scaffold: fitting, sampling, reproducibility, conditions, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import synthgen as sg
+from synthgen.errors import ConditionError, ConfigError, DataError, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def fitted(adult_small):
+    return sg.TVAE(epochs=3, batch_size=256, seed=0, device="cpu").fit(adult_small)
+
+
+def test_sample_has_training_columns_and_dtypes(fitted, adult_small):
+    synthetic = fitted.sample(700, seed=1)
+    assert list(synthetic.columns) == list(adult_small.columns)
+    assert synthetic.dtypes.equals(adult_small.dtypes)
+    assert len(synthetic) == 700
+    assert synthetic["age"].between(17, 90).all()
+    assert set(synthetic["income"]) <= {"<=50K", ">50K"}
+    assert synthetic["workclass"].isna().any() or synthetic["workclass"].notna().all()
+
+
+def test_training_log_records_every_epoch(fitted):
+    log = fitted.training_log
+    assert [e["epoch"] for e in log.epochs] == [1, 2, 3]
+    assert all(np.isfinite(e["loss"]) and e["seconds"] > 0 for e in log.epochs)
+    assert log.preprocessing_seconds > 0 and log.total_seconds > log.training_seconds
+
+
+def test_loss_decreases_with_training(adult_small):
+    model = sg.TVAE(epochs=8, batch_size=200, seed=0, device="cpu").fit(adult_small)
+    losses = [e["loss"] for e in model.training_log.epochs]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_model_and_samples(adult_small):
+    a = sg.TVAE(epochs=2, batch_size=256, seed=7, device="cpu").fit(adult_small)
+    b = sg.TVAE(epochs=2, batch_size=256, seed=7, device="cpu").fit(adult_small)
+    for key, value in a.decoder_.state_dict().items():
+        assert torch.equal(value, b.decoder_.state_dict()[key])
+    pd.testing.assert_frame_equal(a.sample(500, seed=3), b.sample(500, seed=3))
+    assert not a.sample(500, seed=3).equals(a.sample(500, seed=4))
+
+
+def test_different_seed_different_model(adult_small):
+    a = sg.TVAE(epochs=1, batch_size=256, seed=1, device="cpu").fit(adult_small)
+    b = sg.TVAE(epochs=1, batch_size=256, seed=2, device="cpu").fit(adult_small)
+    assert not torch.equal(a.decoder_.sigma, b.decoder_.sigma) or not a.sample(50).equals(
+        b.sample(50)
+    )
+
+
+def test_sampling_draws_categories_in_proportion(adult_small):
+    model = sg.TVAE(epochs=30, batch_size=250, seed=0, device="cpu").fit(adult_small)
+    synthetic = model.sample(4000, seed=0)
+    real_share = (adult_small["sex"] == "Male").mean()
+    assert abs((synthetic["sex"] == "Male").mean() - real_share) < 0.1
+    assert synthetic["education"].nunique() > 5
+
+
+def test_conditions_by_rejection(fitted):
+    rows = fitted.sample(200, conditions={"income": ">50K"}, seed=2)
+    assert len(rows) == 200 and (rows["income"] == ">50K").all()
+    ranged = fitted.sample(100, conditions={"age": (30, 40)}, seed=2)
+    assert ranged["age"].between(30, 40).all()
+    several = fitted.sample(50, conditions=[{"sex": "Male"}, {"sex": "Female"}], seed=2)
+    assert (several["sex"].iloc[:50] == "Male").all() and (several["sex"].iloc[50:] == "Female").all()
+
+
+def test_bad_conditions_name_the_problem(fitted):
+    with pytest.raises(ConditionError, match="'salary'.*not in the model's schema"):
+        fitted.sample(10, conditions={"salary": 1})
+    with pytest.raises(ConditionError, match="'income'.*'rich'.*allowed values"):
+        fitted.sample(10, conditions={"income": "rich"})
+    with pytest.raises(ConditionError, match="too rare"):
+        fitted.sample(10, conditions={"age": (200, 300)}, max_tries=3)
+
+
+def test_mixed_kinds_end_to_end(mixed_frame):
+    model = sg.TVAE(epochs=3, batch_size=100, seed=0, device="cpu").fit(mixed_frame)
+    synthetic = model.sample(300, seed=0)
+    assert synthetic.dtypes.equals(mixed_frame.dtypes)
+    assert synthetic["user_id"].is_unique
+    assert synthetic["joined"].between(mixed_frame["joined"].min(), mixed_frame["joined"].max()).all()
+    assert synthetic["score"].isna().any()
+
+
+def test_early_stopping_restores_best_epoch(adult_small):
+    model = sg.TVAE(
+        epochs=40,
+        batch_size=500,
+        seed=0,
+        device="cpu",
+        validation_fraction=0.2,
+        early_stopping_patience=2,
+        learning_rate=0.05,
+    ).fit(adult_small)
+    log = model.training_log
+    assert all("val_loss" in e for e in log.epochs)
+    if log.stopped_early:
+        assert len(log.epochs) < 40 and log.best_epoch is not None
+        best = min(e["val_loss"] for e in log.epochs)
+        assert log.epochs[log.best_epoch - 1]["val_loss"] == best
+
+
+def test_checkpoint_and_resume_match_a_straight_run(adult_small, tmp_path):
+    kwargs = dict(batch_size=256, seed=5, device="cpu")
+    straight = sg.TVAE(epochs=4, **kwargs).fit(adult_small)
+    first = sg.TVAE(epochs=2, checkpoint_dir=str(tmp_path), checkpoint_every=1, **kwargs)
+    first.fit(adult_small)
+    resumed = sg.TVAE(epochs=4, checkpoint_dir=str(tmp_path), checkpoint_every=1, **kwargs)
+    resumed.fit(adult_small, resume=True)
+    assert [e["epoch"] for e in resumed.training_log.epochs] == [1, 2, 3, 4]
+    for key, value in straight.encoder_.state_dict().items():
+        torch.testing.assert_close(value, resumed.encoder_.state_dict()[key])
+
+
+def test_resume_without_checkpoint_is_an_error(adult_small, tmp_path):
+    model = sg.TVAE(epochs=1, checkpoint_dir=str(tmp_path), device="cpu")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        model.fit(adult_small, resume=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "tpu"}, "device"),
+        ({"validation_fraction": 0.9}, "validation_fraction"),
+        ({"early_stopping_patience": 3}, "validation split"),
+        ({"compress_dims": ()}, "compress_dims"),
+        ({"dp": object()}, "dp"),
+    ],
+)
+def test_bad_parameters(kwargs, match, adult_small):
+    with pytest.raises(ConfigError, match=match):
+        sg.TVAE(**kwargs).fit(adult_small.head(50))
+
+
+def test_cuda_request_without_gpu_is_clear(adult_small):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the CUDA path is exercised by the device benchmark")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        sg.TVAE(epochs=1, device="cuda").fit(adult_small.head(50))
+
+
+def test_bad_data(adult_small):
+    with pytest.raises(ConfigError, match="at least 2 rows"):
+        sg.TVAE(epochs=1).fit(adult_small.head(1))
+    with pytest.raises(DataError, match="no rows"):
+        sg.TVAE(epochs=1).fit(adult_small.head(0))
+    inf = adult_small.head(50).astype({"age": float})
+    inf.loc[3, "age"] = np.inf
+    with pytest.raises(DataError, match="'age'.*infinite"):
+        sg.TVAE(epochs=1).fit(inf)
+    with pytest.raises(NotFittedError):
+        sg.TVAE().sample(5)
+    model = sg.TVAE(epochs=1, device="cpu").fit(adult_small.head(100))
+    with pytest.raises(ConfigError, match="n=-1"):
+        model.sample(-1)
+    assert len(model.sample(0)) == 0
+
+
+def test_one_row_per_batch_edge_and_tiny_frames():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+    synthetic = sg.TVAE(epochs=2, batch_size=2, device="cpu").fit(frame).sample(10)
+    assert set(synthetic["c"]) <= {"a", "b"} and synthetic["x"].between(1, 3).all()
