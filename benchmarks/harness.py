@@ -1,0 +1,241 @@
+"""The benchmark harness: prepare each dataset once, run every backend on it, collect.
+
+Data preparation happens once per dataset in the parent process and is written to
+Parquet, so every backend trains on byte-identical rows and is scored against the same
+fixed real quality sample and holdout. Backends then run one after another, each in a
+fresh ``benchmarks.worker`` subprocess (never concurrently: they would share the cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmarks import datasets
+from benchmarks.backends import known_backends
+from benchmarks.datasets import REPO_ROOT
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything a run depends on; stored verbatim in the JSON output."""
+
+    backends: list[str]
+    datasets: list[str]
+    out: str
+    epochs: int = 300
+    batch_size: int = 500
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: str | None = None
+    quality_rows: int = 10_000
+    sample_rows: int = 10_000
+    max_rows: int | None = None
+    utility: bool = False
+    holdout_fraction: float = 0.2
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Fail before any minutes are spent on a run that cannot finish."""
+        known = known_backends()
+        unknown = [b for b in self.backends if b not in known]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {unknown}; known: {', '.join(known)}")
+        for name in self.datasets:
+            datasets.get_spec(name)
+        for label, value in (
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("quality_rows", self.quality_rows),
+            ("sample_rows", self.sample_rows),
+        ):
+            if value < 1:
+                raise ValueError(f"{label}={value} must be at least 1")
+        if self.max_rows is not None and self.max_rows < 10:
+            raise ValueError(f"max_rows={self.max_rows} is too small to train and score on")
+
+
+@dataclass
+class PreparedData:
+    """Paths of the frames one dataset's workers read, and their sizes."""
+
+    name: str
+    target: str
+    task: str
+    train: Path
+    quality_real: Path
+    schema: Path
+    holdout: Path | None
+    sizes: dict[str, int]
+
+
+def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
+    """Subsample, split and write the frames for dataset ``name`` (seeded)."""
+    from synthgen import Schema
+
+    spec = datasets.get_spec(name)
+    frame = datasets.load(name, config.data_dir)
+    rows = len(frame)
+    if config.max_rows is not None and len(frame) > config.max_rows:
+        frame = frame.sample(config.max_rows, random_state=config.seed).sort_index()
+    frame = frame.reset_index(drop=True)
+    holdout = None
+    train = frame
+    if config.utility:
+        from sklearn.model_selection import train_test_split
+
+        stratify = frame[spec.target] if spec.task == "classification" else None
+        train, holdout = train_test_split(
+            frame,
+            test_size=config.holdout_fraction,
+            random_state=config.seed,
+            stratify=stratify,
+        )
+        train, holdout = train.sort_index(), holdout.sort_index()
+    quality_real = train.sample(
+        min(config.quality_rows, len(train)), random_state=config.seed
+    ).sort_index()
+    schema = Schema.infer(train)
+    if spec.task == "classification" and schema[spec.target].kind == "numerical":
+        # A 0/1 label is a class, not a quantity: model and score it as categorical.
+        schema = Schema.infer(train, kinds={spec.target: "categorical"})
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "train": folder / "train.parquet",
+        "quality_real": folder / "quality_real.parquet",
+        "schema": folder / "schema.json",
+    }
+    train.to_parquet(paths["train"])
+    quality_real.to_parquet(paths["quality_real"])
+    paths["schema"].write_text(json.dumps(schema.to_dict(), indent=2))
+    holdout_path = None
+    if holdout is not None:
+        holdout_path = folder / "holdout.parquet"
+        holdout.to_parquet(holdout_path)
+    return PreparedData(
+        name=name,
+        target=spec.target,
+        task=spec.task,
+        train=paths["train"],
+        quality_real=paths["quality_real"],
+        schema=paths["schema"],
+        holdout=holdout_path,
+        sizes={
+            "rows": rows,
+            "used_rows": len(frame),
+            "train_rows": len(train),
+            "holdout_rows": 0 if holdout is None else len(holdout),
+            "quality_rows": len(quality_real),
+            "columns": frame.shape[1],
+        },
+    )
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment with the repo root importable (benchmarks is not installed)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("SYNTHGEN_NO_PROGRESS", "1")
+    return env
+
+
+def run_backend(
+    config: BenchmarkConfig, data: PreparedData, backend: str, folder: Path
+) -> dict[str, Any]:
+    """Run one backend in a fresh subprocess; its log goes to ``folder/<backend>.log``."""
+    slug = backend.replace(":", "_")
+    job_path = folder / f"{slug}.job.json"
+    result_path = folder / f"{slug}.result.json"
+    result_path.unlink(missing_ok=True)
+    job = {
+        "dataset": data.name,
+        "backend": backend,
+        "target": data.target,
+        "task": data.task,
+        "train": str(data.train),
+        "quality_real": str(data.quality_real),
+        "holdout": str(data.holdout) if data.holdout else None,
+        "schema": str(data.schema),
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "device": config.device,
+        "sample_rows": config.sample_rows,
+        "result": str(result_path),
+    }
+    job_path.write_text(json.dumps(job, indent=2))
+    start = time.perf_counter()
+    with open(folder / f"{slug}.log", "w") as log:
+        process = subprocess.run(
+            [sys.executable, "-m", "benchmarks.worker", str(job_path)],
+            cwd=REPO_ROOT,
+            env=_worker_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+    else:
+        result = {
+            "dataset": data.name,
+            "backend": backend,
+            "status": "error",
+            "error": f"worker exited with code {process.returncode} and wrote no result; "
+            f"see {folder / f'{slug}.log'}",
+        }
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def run(config: BenchmarkConfig, echo: Any = print) -> dict[str, Any]:
+    """Run the whole benchmark and write ``<out>/results.json`` and ``<out>/results.md``."""
+    from benchmarks.report import machine_info, write_outputs
+
+    config.validate()
+    out = Path(config.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    started = pd.Timestamp.now(tz="UTC")
+    load_before = os.getloadavg()
+    results: list[dict[str, Any]] = []
+    data_info: dict[str, Any] = {}
+    total = len(config.datasets) * len(config.backends)
+    step = 0
+    for name in config.datasets:
+        folder = out / name
+        data = prepare(config, name, folder)
+        data_info[name] = {"target": data.target, "task": data.task, **data.sizes}
+        for backend in config.backends:
+            step += 1
+            echo(f"[{step}/{total}] {backend} on {name} ({data.sizes['train_rows']} rows) ...")
+            result = run_backend(config, data, backend, folder)
+            results.append(result)
+            if result["status"] == "ok":
+                echo(
+                    f"    fit {result['fit_s']:.1f} s, preprocessing "
+                    f"{result['preprocessing_s']:.2f} s, quality {result['quality']:.4f}"
+                )
+            else:
+                echo(f"    FAILED: {result['error']}")
+    payload = {
+        "config": asdict(config),
+        "started_utc": started.isoformat(),
+        "finished_utc": pd.Timestamp.now(tz="UTC").isoformat(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "machine": machine_info(),
+        "datasets": data_info,
+        "results": results,
+    }
+    write_outputs(payload, out)
+    return payload

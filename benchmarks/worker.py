@@ -1,0 +1,107 @@
+"""One backend on one dataset, in a fresh process: ``python -m benchmarks.worker JOB.json``.
+
+The harness starts one worker per (dataset, backend) so that peak RSS, imported
+libraries, torch thread pools and global RNG state belong to that backend alone. The
+worker reads the frames the harness prepared once (identical for every backend), fits,
+samples, scores, and writes one JSON result next to the job file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmarks.memory import MB, PeakRSS
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit, time, sample and score one backend as described by ``job`` (see harness)."""
+    from benchmarks.backends import make_runner
+    from benchmarks.metrics import quality_scores, utility_scores
+    from synthgen import Schema
+
+    schema = Schema.from_dict(json.loads(Path(job["schema"]).read_text()))
+    train = pd.read_parquet(job["train"])
+    quality_real = pd.read_parquet(job["quality_real"])
+    seed = int(job["seed"])
+    runner = make_runner(
+        job["backend"], int(job["epochs"]), int(job["batch_size"]), seed, job["device"]
+    )
+
+    with PeakRSS() as memory:
+        timing = runner.fit(train, schema)
+        start = time.perf_counter()
+        synthetic = runner.sample(int(job["sample_rows"]), seed=seed + 1)
+        sample_seconds = time.perf_counter() - start
+
+    result: dict[str, Any] = {
+        "dataset": job["dataset"],
+        "backend": job["backend"],
+        "status": "ok",
+        "train_rows": len(train),
+        "epochs": timing.epochs,
+        "batch_size": int(job["batch_size"]),
+        "preprocessing_s": timing.preprocessing_seconds,
+        "seconds_per_epoch": timing.seconds_per_epoch,
+        "measured_epoch_s": timing.measured_epoch_seconds,
+        "fit_s": timing.fit_seconds,
+        "sample_rows": int(job["sample_rows"]),
+        "sample_s": sample_seconds,
+        "sampling_rows_per_s": int(job["sample_rows"]) / max(sample_seconds, 1e-9),
+        "peak_rss_mb": memory.peak / MB,
+        "rss_increase_mb": memory.increase / MB,
+        "baseline_rss_mb": memory.baseline / MB,
+    }
+
+    n_quality = len(quality_real)
+    if len(synthetic) < n_quality:
+        synthetic = runner.sample(n_quality, seed=seed + 2)
+    result["quality_rows"] = n_quality
+    result.update(quality_scores(quality_real, synthetic.iloc[:n_quality], schema))
+
+    if job.get("holdout"):
+        holdout = pd.read_parquet(job["holdout"])
+        utility_synthetic = (
+            synthetic.iloc[: len(train)]
+            if len(synthetic) >= len(train)
+            else runner.sample(len(train), seed=seed + 3)
+        )
+        result.update(
+            utility_scores(
+                train, utility_synthetic, holdout, schema, job["target"], job["task"], seed
+            )
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m benchmarks.worker JOB.json", file=sys.stderr)
+        return 2
+    job_path = Path(args[0])
+    job = json.loads(job_path.read_text())
+    try:
+        result = run_job(job)
+        code = 0
+    except Exception as exc:  # recorded in the table instead of aborting the whole run
+        traceback.print_exc()
+        result = {
+            "dataset": job["dataset"],
+            "backend": job["backend"],
+            "status": "error",
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        code = 1
+    Path(job["result"]).write_text(json.dumps(result, indent=2, default=float))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""Smoke test of the benchmark harness: a tiny run end to end, then the shape of its output.
+
+It proves the harness runs and every column of the table is filled with a plausible
+value; it asserts nothing about speed (timings belong to recorded benchmark runs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# ``benchmarks`` is a folder of the repository, not part of the installed distribution.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import datasets  # noqa: E402
+from benchmarks.harness import BenchmarkConfig, run  # noqa: E402
+from benchmarks.report import NOT_APPLICABLE, ratios, to_markdown  # noqa: E402
+from benchmarks.run import main  # noqa: E402
+
+DATA_DIR = Path(
+    os.environ.get(datasets.DATASETS_ENV) or datasets.REPO_ROOT.parent / "shared" / "datasets"
+)
+
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "adult.csv").is_file(),
+    reason=f"shared datasets not found at {DATA_DIR} (set {datasets.DATASETS_ENV})",
+)
+
+
+def _markdown_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of the first Markdown table in ``text``."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    header, body = cells[0], []
+    for row in cells[2:]:
+        if row == cells[0] or set(row[0]) <= {"-"}:
+            break
+        if len(row) != len(header):
+            break
+        body.append(row)
+    return header, body
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    config = BenchmarkConfig(
+        backends=["tvae", "sdv:gaussiancopula"],
+        datasets=["adult"],
+        out=str(out),
+        epochs=2,
+        batch_size=500,
+        seed=0,
+        data_dir=str(DATA_DIR),
+        quality_rows=1_000,
+        sample_rows=2_000,
+        max_rows=2_000,
+        utility=True,
+    )
+    payload = run(config, echo=lambda _msg: None)
+    return payload, out
+
+
+@needs_data
+def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
+    _, out = smoke_run
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["datasets"]["adult"]["train_rows"] == 1_600
+    assert payload["datasets"]["adult"]["holdout_rows"] == 400
+    assert payload["datasets"]["adult"]["quality_rows"] == 1_000
+    by_backend = {r["backend"]: r for r in payload["results"]}
+    assert set(by_backend) == {"tvae", "sdv:gaussiancopula"}
+    for name, r in by_backend.items():
+        assert r["status"] == "ok", r.get("error")
+        assert 0 < r["preprocessing_s"] < r["fit_s"], name
+        assert r["sampling_rows_per_s"] > 0
+        assert 50 < r["peak_rss_mb"] < 64_000
+        assert 0 <= r["rss_increase_mb"] <= r["peak_rss_mb"]
+        for key in ("quality", "column_shapes", "pair_trends"):
+            assert 0 < r[key] <= 1, (name, key)
+        assert math.isclose(r["quality"], (r["column_shapes"] + r["pair_trends"]) / 2, abs_tol=1e-9)
+        for key in ("tstr_f1", "tstr_roc_auc", "trtr_f1", "trtr_roc_auc"):
+            assert 0 <= r[key] <= 1, (name, key)
+        assert r["trtr_roc_auc"] > 0.75  # real data predicts income well; anything less is a bug
+    assert by_backend["tvae"]["epochs"] == 2
+    assert by_backend["tvae"]["seconds_per_epoch"] > 0
+    assert by_backend["sdv:gaussiancopula"]["epochs"] is None
+    assert by_backend["sdv:gaussiancopula"]["seconds_per_epoch"] is None
+    assert payload["machine"]["cpu_model"]
+    assert payload["ratios"] == []  # no SDV model of the same name as ours in this run
+
+
+@needs_data
+def test_markdown_table_is_filled(smoke_run: tuple[dict, Path]) -> None:
+    _, out = smoke_run
+    header, body = _markdown_rows((out / "results.md").read_text())
+    assert header[:3] == ["dataset", "backend", "epochs"]
+    assert {"quality", "pair trends", "TSTR F1", "TRTR AUC", "peak RSS (MB)"} <= set(header)
+    assert len(body) == 2
+    for row in body:
+        for column, cell in zip(header, row, strict=True):
+            assert cell, (row[1], column)
+            if cell == NOT_APPLICABLE:
+                # Only a model without epochs may leave the epoch columns empty.
+                assert row[1] == "sdv:gaussiancopula" and column in ("epochs", "s / epoch")
+            elif column not in ("dataset", "backend"):
+                float(cell.replace(",", ""))
+
+
+def test_ratios_and_markdown_compare_same_named_models() -> None:
+    base = {"status": "ok", "dataset": "adult", "epochs": 300, "sampling_rows_per_s": 1e4}
+    results = [
+        {
+            **base,
+            "backend": "tvae",
+            "fit_s": 100.0,
+            "preprocessing_s": 1.0,
+            "seconds_per_epoch": 0.33,
+            "quality": 0.85,
+        },
+        {
+            **base,
+            "backend": "sdv:tvae",
+            "fit_s": 400.0,
+            "preprocessing_s": 20.0,
+            "seconds_per_epoch": 1.27,
+            "quality": 0.80,
+            "sampling_rows_per_s": 5e3,
+        },
+        {"status": "error", "dataset": "adult", "backend": "sdv:ctgan", "error": "boom"},
+    ]
+    (row,) = ratios(results)
+    assert row["ours"] == "tvae" and row["sdv"] == "sdv:tvae"
+    assert row["fit_ratio"] == pytest.approx(0.25)
+    assert row["preprocessing_ratio"] == pytest.approx(0.05)
+    assert row["quality_diff"] == pytest.approx(0.05)
+    assert row["sampling_speedup"] == pytest.approx(2.0)
+    payload = {
+        "results": results,
+        "config": {"command": "python -m benchmarks.run ...", "device": "cpu"},
+        "started_utc": "t0",
+        "finished_utc": "t1",
+        "load_average_before": (1.0, 1.0, 1.0),
+        "load_average_after": (1.0, 1.0, 1.0),
+        "machine": {
+            "cpu_model": "cpu",
+            "usable_cores": 2,
+            "memory_gb": 8,
+            "torch_threads": 2,
+            "versions": {"sdv": "2.0.0"},
+            "git_commit": "abc",
+        },
+        "datasets": {"adult": {"train_rows": 10, "holdout_rows": 0, "quality_rows": 10}},
+    }
+    text = to_markdown(payload)
+    assert "| adult | tvae / sdv:tvae | 0.250 | 0.050 |" in text
+    assert "sdv:ctgan: boom" in text
+
+
+def test_cli_rejects_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--backends", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown backend" in capsys.readouterr().err
+    assert main(["--backends", "tvae", "--datasets", "mnist", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
