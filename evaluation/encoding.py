@@ -86,10 +86,16 @@ class TableEncoder:
         return [c for c in self.schema.names if c in self.numeric or c in self.discrete]
 
     def _codes(self, series: pd.Series, name: str) -> np.ndarray:
+        """Index of each value in the learnt categories (-1 when unseen); vectorised."""
         cats = self.categories[name]
-        lookup = {c: i for i, c in enumerate(cats)}
-        keys = category_keys(series)
-        return keys.map(lambda v: lookup.get(v, -1)).to_numpy(dtype="int64")
+        known = [c for c in cats if c is not None]
+        codes = pd.Categorical(series.astype(object), categories=known).codes.astype("int64")
+        # pd.Categorical orders codes as ``known``; shift them to positions in ``cats``
+        positions = np.array([cats.index(c) for c in known] + [-1], dtype="int64")
+        out = positions[codes]  # code -1 (unseen or null) picks the trailing -1
+        if None in cats:
+            out[series.isna().to_numpy()] = cats.index(None)
+        return out
 
     def standardised(self, df: pd.DataFrame) -> np.ndarray:
         """Float32 matrix: z-scored numbers (+ missing flags) and one-hot categories."""

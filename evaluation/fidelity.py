@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.encoding import CONTINUOUS, DISCRETE, category_keys
+from evaluation.encoding import CONTINUOUS, DISCRETE
 from synthgen.schema import Schema
 
 #: SDMetrics 0.32 ``DEFAULT_REAL_CORRELATION_THRESHOLD`` / ``DEFAULT_REAL_ASSOCIATION_THRESHOLD``.
@@ -97,8 +97,10 @@ def ks_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
 
 def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
     """1 - total variation distance of category frequencies (nulls dropped)."""
-    r = category_keys(real).dropna().value_counts()
-    s = category_keys(synthetic).dropna().value_counts()
+    r = real.value_counts(dropna=True)
+    s = synthetic.value_counts(dropna=True)
+    if r.index.dtype != s.index.dtype:  # e.g. str vs categorical: compare plain values
+        r.index, s.index = r.index.astype(object), s.index.astype(object)
     if len(r) == 0 or len(s) == 0:
         return math.nan
     unseen = s.index.difference(r.index)
@@ -110,16 +112,33 @@ def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
     return float(1.0 - 0.5 * np.abs(f_obs.to_numpy() - f_exp.to_numpy()).sum())
 
 
-def column_shapes(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+def _tv_from_codes(real: np.ndarray, synthetic: np.ndarray, size: int, null: int) -> float:
+    """``tv_complement`` on factorised codes (``null`` = the code of missing values)."""
+    r = np.bincount(real, minlength=size).astype("float64")
+    s = np.bincount(synthetic, minlength=size).astype("float64")
+    if null >= 0:
+        r[null] = s[null] = 0.0
+    if r.sum() == 0 or s.sum() == 0:
+        return math.nan
+    r[(r == 0) & (s > 0)] = 1e-6  # SDMetrics' regularisation of synthetic-only categories
+    return float(1.0 - 0.5 * np.abs(s / s.sum() - r / r.sum()).sum())
+
+
+def column_shapes(
+    real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, coded: _Coded | None = None
+) -> pd.DataFrame:
     """Per-column shape scores (columns: column, kind, metric, score)."""
+    coded = coded or _Coded(real, synthetic, schema)
     rows = []
     for spec in schema:
+        name = spec.name
         if spec.kind in CONTINUOUS:
-            score = ks_complement(_continuous(real[spec.name]), _continuous(synthetic[spec.name]))
-            rows.append((spec.name, spec.kind, "KSComplement", score))
+            score = ks_complement(coded.cont_real[name], coded.cont_syn[name])
+            rows.append((name, spec.kind, "KSComplement", score))
         elif spec.kind in DISCRETE:
-            score = tv_complement(real[spec.name], synthetic[spec.name])
-            rows.append((spec.name, spec.kind, "TVComplement", score))
+            score = _tv_from_codes(coded.codes_real[name], coded.codes_syn[name],
+                                   coded.sizes[name], coded.null_code[name])
+            rows.append((name, spec.kind, "TVComplement", score))
     return pd.DataFrame(rows, columns=["column", "kind", "metric", "score"])
 
 
@@ -145,7 +164,11 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _n_unique(values: np.ndarray) -> int:
-    return len(np.unique(_nonnull(values)))
+    """0, 1 or 2 (= "more than one"): all the constant-column check needs, in O(n)."""
+    v = _nonnull(values)
+    if len(v) == 0:
+        return 0
+    return 1 if v.min() == v.max() else 2
 
 
 def _cramers_v(table: np.ndarray) -> float:
@@ -169,7 +192,8 @@ class _Coded:
         self.codes_syn: dict[str, np.ndarray] = {}
         self.sizes: dict[str, int] = {}
         self.unique: dict[str, int] = {}
-        self._unit: dict[tuple[str, bool], np.ndarray | None] = {}
+        self.null_code: dict[str, int] = {}
+        self._unit: dict[tuple[str, bool], Any] = {}
         for spec in schema:
             name = spec.name
             if spec.kind in CONTINUOUS:
@@ -179,11 +203,13 @@ class _Coded:
                 self.codes_real[name], self.codes_syn[name] = _digitize(r), _digitize(s)
                 self.sizes[name] = 12  # digitize codes 0..11 (11 = above the last edge / NaN)
             elif spec.kind in DISCRETE:
-                both = pd.concat([category_keys(real[name]), category_keys(synthetic[name])])
+                both = pd.concat([real[name], synthetic[name]], ignore_index=True)
                 codes, uniques = pd.factorize(both, use_na_sentinel=False)
                 self.codes_real[name] = codes[: len(real)].astype("int64")
                 self.codes_syn[name] = codes[len(real):].astype("int64")
                 self.sizes[name] = max(len(uniques), 1)
+                nulls = np.nonzero(pd.isna(uniques))[0]
+                self.null_code[name] = int(nulls[0]) if len(nulls) else -1
 
     def unit(self, name: str, synthetic: bool) -> np.ndarray | None:
         """Centred, unit-norm column (None when it has nulls), so r is one dot product."""
@@ -198,10 +224,24 @@ class _Coded:
                 self._unit[key] = centred / norm if norm > 0 else None
         return self._unit[key]
 
+    def _gram(self, synthetic: bool) -> tuple[dict[str, int], np.ndarray]:
+        """Correlations of every null-free continuous column, in one matrix product
+        (one BLAS call instead of one per pair, which matters on busy machines)."""
+        key = ("__gram__", synthetic)
+        if key not in self._unit:
+            names = [n for n in self.cont_real if self.unit(n, synthetic) is not None]
+            if names:
+                units = np.column_stack([self.unit(n, synthetic) for n in names])
+                gram = units.T @ units
+            else:
+                gram = np.zeros((0, 0))
+            self._unit[key] = ({n: i for i, n in enumerate(names)}, gram)
+        return self._unit[key]
+
     def pearson(self, a: str, b: str, synthetic: bool) -> float:
-        ua, ub = self.unit(a, synthetic), self.unit(b, synthetic)
-        if ua is not None and ub is not None:
-            return float(np.clip(np.dot(ua, ub), -1.0, 1.0))
+        index, gram = self._gram(synthetic)
+        if a in index and b in index:
+            return float(np.clip(gram[index[a], index[b]], -1.0, 1.0))
         frame = self.cont_syn if synthetic else self.cont_real
         return _pearson(frame[a], frame[b])
 
@@ -219,6 +259,7 @@ def pair_trends(
     schema: Schema,
     correlation_threshold: float = REAL_CORRELATION_THRESHOLD,
     association_threshold: float = REAL_ASSOCIATION_THRESHOLD,
+    coded: _Coded | None = None,
 ) -> pd.DataFrame:
     """Per-pair trend scores.
 
@@ -226,7 +267,7 @@ def pair_trends(
     ``meets_threshold`` says whether the pair counts; ``similarity`` is the same metric
     without any threshold, used for the heatmap.
     """
-    coded = _Coded(real, synthetic, schema)
+    coded = coded or _Coded(real, synthetic, schema)
     names = [s.name for s in schema if s.kind in CONTINUOUS + DISCRETE]
     kinds = {s.name: s.kind for s in schema}
     rows = []
@@ -275,8 +316,9 @@ def fidelity(
     real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     """Headline fidelity scores and their per-column / per-pair tables."""
-    shapes = column_shapes(real, synthetic, schema)
-    pairs = pair_trends(real, synthetic, schema)
+    coded = _Coded(real, synthetic, schema)
+    shapes = column_shapes(real, synthetic, schema, coded)
+    pairs = pair_trends(real, synthetic, schema, coded=coded)
     shape_score = _mean(shapes["score"])
     pair_score = _mean(pairs.loc[pairs["meets_threshold"].astype(bool), "score"])
     present = [v for v in (shape_score, pair_score) if not math.isnan(v)]
