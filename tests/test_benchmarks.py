@@ -78,6 +78,7 @@ def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
     for name, r in by_backend.items():
         assert r["status"] == "ok", r.get("error")
         assert 0 < r["preprocessing_s"] < r["fit_s"], name
+        assert r["fit_cpu_s"] > 0
         assert r["sampling_rows_per_s"] > 0
         assert 50 < r["peak_rss_mb"] < 64_000
         assert 0 <= r["rss_increase_mb"] <= r["peak_rss_mb"]
@@ -119,6 +120,7 @@ def test_ratios_and_markdown_compare_same_named_models() -> None:
             **base,
             "backend": "tvae",
             "fit_s": 100.0,
+            "fit_cpu_s": 150.0,
             "preprocessing_s": 1.0,
             "seconds_per_epoch": 0.33,
             "quality": 0.85,
@@ -127,6 +129,7 @@ def test_ratios_and_markdown_compare_same_named_models() -> None:
             **base,
             "backend": "sdv:tvae",
             "fit_s": 400.0,
+            "fit_cpu_s": 600.0,
             "preprocessing_s": 20.0,
             "seconds_per_epoch": 1.27,
             "quality": 0.80,
@@ -158,7 +161,7 @@ def test_ratios_and_markdown_compare_same_named_models() -> None:
         "datasets": {"adult": {"train_rows": 10, "holdout_rows": 0, "quality_rows": 10}},
     }
     text = to_markdown(payload)
-    assert "| adult | tvae / sdv:tvae | 0.250 | 0.050 |" in text
+    assert "| adult | tvae / sdv:tvae | 0.250 | 0.250 | 0.050 |" in text
     assert "sdv:ctgan: boom" in text
 
 
