@@ -54,9 +54,9 @@ def evaluate(
     dp: Any = None,
     utility_augmentation: bool = False,
     fid_mlp: bool = False,
-    detection_rows: int | None = 20_000,
-    alpha_rows: int | None = 10_000,
-    privacy_rows: int | None = None,
+    detection_rows: int | None = 10_000,
+    alpha_rows: int | None = 5_000,
+    privacy_rows: int | None = 10_000,
     bias_tolerance: float = 0.02,
 ) -> EvaluationReport:
     """Score ``synthetic`` against ``real`` (the generator's training data).

@@ -23,7 +23,7 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 
 KID_SUBSET = 1000
 KID_SUBSETS = 50
-PRC_ROWS = 5000
+PRC_ROWS = 3000
 
 
 def frechet_distance(real: np.ndarray, synthetic: np.ndarray) -> float:

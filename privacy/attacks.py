@@ -16,7 +16,8 @@ Id columns are ignored. How it is computed fast and exactly: categorical mismatc
 ``n_cat - onehot_q @ onehot_r.T`` (a matrix product); numerical terms are a single
 ``torch.cdist(p=1)`` on range-scaled values, which needs no clipping while the query
 row lies inside the reference range; rows outside the range, and columns with nulls,
-take an element-wise path with the clip and the null rules. A zero-range column is
+take back the clipped excess element-wise (only those rows and columns), and columns
+with nulls take an element-wise path with the null rules. A zero-range column is
 equality, so it joins the categorical block.
 """
 
@@ -127,17 +128,9 @@ def _prepare(
     return prepared
 
 
-def _clipped_l1(q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """sum_j min(|q_j - r_j|, 1), element-wise (for rows outside the reference range)."""
-    out = torch.zeros((q.shape[0], r.shape[0]), dtype=q.dtype)
-    for j in range(q.shape[1]):
-        out.add_((q[:, j : j + 1] - r[:, j]).abs_().clamp_max_(1.0))
-    return out
-
-
 def _null_terms(q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Numerical columns with nulls: clipped difference, 1 for one null, 0 for two."""
-    out = torch.zeros((q.shape[0], r.shape[0]), dtype=q.dtype)
+    out = torch.zeros((q.shape[0], r.shape[0]), dtype=q.dtype, device=q.device)
     for j in range(q.shape[1]):
         qn, rn = torch.isnan(q[:, j]), torch.isnan(r[:, j])
         diff = (torch.nan_to_num(q[:, j : j + 1]) - torch.nan_to_num(r[:, j])).abs_()
@@ -160,12 +153,17 @@ def _distance_block(p: _Prepared, start: int, stop: int) -> torch.Tensor:
     if p.q_clean.shape[1]:
         qc = p.q_clean[start:stop]
         total = torch.cdist(qc.unsqueeze(0), p.r_clean.unsqueeze(0), p=1).squeeze(0)
-        rows = np.nonzero(p.outside[start:stop])[0]
-        if len(rows):
-            idx = torch.from_numpy(rows)
-            total[idx] = _clipped_l1(qc[idx], p.r_clean)
+        if p.outside[start:stop].any():
+            # cdist did not clip: for each (row, column) outside the reference range take
+            # back the excess, |d| - min(|d|, 1) = max(|d| - 1, 0). Only those rows and
+            # columns are touched element-wise.
+            out_cols = (qc < 0) | (qc > 1)
+            for j in torch.nonzero(out_cols.any(dim=0)).flatten().tolist():
+                idx = torch.nonzero(out_cols[:, j]).flatten()
+                excess = (qc[idx, j : j + 1] - p.r_clean[:, j]).abs_().sub_(1.0).clamp_min_(0.0)
+                total.index_add_(0, idx, excess, alpha=-1.0)
     else:
-        total = torch.zeros((n, m), dtype=p.q_clean.dtype)
+        total = torch.zeros((n, m), dtype=p.q_clean.dtype, device=p.q_clean.device)
     if p.q_null.shape[1]:
         total += _null_terms(p.q_null[start:stop], p.r_null)
     if p.n_cat:
@@ -174,12 +172,20 @@ def _distance_block(p: _Prepared, start: int, stop: int) -> torch.Tensor:
     return total.mul_(1.0 / p.n_columns)
 
 
+def _device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" picks CUDA when present: the search is pure tensor work."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def nearest_distances(
     query: pd.DataFrame,
     reference: pd.DataFrame,
     schema: Schema,
     k: int = 1,
     dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Distances (SDMetrics DCR distance) from each query row to its ``k`` closest
     reference rows, sorted ascending; shape ``(len(query), k)``."""
@@ -187,26 +193,35 @@ def nearest_distances(
         raise DataError("nearest-neighbour search needs non-empty query and reference tables")
     k = min(k, len(reference))
     p = _prepare(query, reference, schema, dtype)
+    dev = _device(device)
+    if dev.type != "cpu":
+        for name in ("q_clean", "r_clean", "q_null", "r_null", "q_onehot", "r_onehot"):
+            setattr(p, name, getattr(p, name).to(dev))
     chunk = max(1, _CHUNK_ELEMENTS // max(len(reference), 1))
     out = []
     with torch.no_grad():
         for start in range(0, len(query), chunk):
             stop = min(start + chunk, len(query))
             block = _distance_block(p, start, stop)
-            out.append(torch.topk(block, k, dim=1, largest=False).values.clamp_min_(0))
+            out.append(torch.topk(block, k, dim=1, largest=False).values.clamp_min_(0).cpu())
     return torch.cat(out).double().numpy()
 
 
 def knn_euclidean(
-    query: np.ndarray, reference: np.ndarray, k: int = 1, exclude_self: bool = False
+    query: np.ndarray,
+    reference: np.ndarray,
+    k: int = 1,
+    exclude_self: bool = False,
+    device: str | torch.device | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean k nearest neighbours (distances, indices) via chunked matrix products.
 
     With ``exclude_self`` the query *is* the reference and each row's own match (the
     first neighbour) is dropped.
     """
-    q = torch.from_numpy(np.ascontiguousarray(query, dtype="float32"))
-    r = torch.from_numpy(np.ascontiguousarray(reference, dtype="float32"))
+    dev = _device(device)
+    q = torch.from_numpy(np.ascontiguousarray(query, dtype="float32")).to(dev)
+    r = torch.from_numpy(np.ascontiguousarray(reference, dtype="float32")).to(dev)
     kk = min(k + int(exclude_self), len(r))
     r_sq = (r * r).sum(1)
     chunk = max(1, _CHUNK_ELEMENTS // max(len(r), 1))
@@ -216,13 +231,13 @@ def knn_euclidean(
             qc = q[start : start + chunk]
             d2 = (qc * qc).sum(1, keepdim=True) + r_sq[None, :] - 2.0 * (qc @ r.T)
             if exclude_self:
-                rows = torch.arange(len(qc))
+                rows = torch.arange(len(qc), device=dev)
                 d2[rows, rows + start] = -1.0  # make self the first neighbour
             values, indices = torch.topk(d2, kk, dim=1, largest=False)
             if exclude_self:
                 values, indices = values[:, 1:], indices[:, 1:]
-            dists.append(values.clamp_min_(0).sqrt_())
-            idxs.append(indices)
+            dists.append(values.clamp_min_(0).sqrt_().cpu())
+            idxs.append(indices.cpu())
     return torch.cat(dists).double().numpy(), torch.cat(idxs).numpy()
 
 
