@@ -123,6 +123,64 @@ def sample(
     out.print(f"sampled {len(frame):,} rows in {time.perf_counter() - start:.1f}s -> {out_path}")
 
 
+@app.command()
+@friendly_errors
+def augment(
+    data: Path = typer.Argument(..., help="Real table (.csv or .parquet)."),
+    model_path: Path = typer.Option(..., "--model", help="Model fitted on this kind of table."),
+    target: str = typer.Option(..., help="Class column to rebalance."),
+    balance: bool = typer.Option(False, "--balance", help="Top every class up to the majority."),
+    counts: str | None = typer.Option(
+        None, help="Exact class totals instead, e.g. '>50K=20000,<=50K=24720'."
+    ),
+    ratio: float | None = typer.Option(None, help="With --balance: share of the majority count."),
+    out_path: Path = typer.Option(Path("augmented.parquet"), "--out", help=".csv or .parquet"),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    indicator: str = typer.Option("is_synthetic", help="Marker column ('' to leave it out)."),
+) -> None:
+    """Add conditionally sampled rows of under-represented classes to a table."""
+    from pipelines.tables import check_writable, read_table, write_table
+    from synthgen.augment import augment as augment_frame
+    from synthgen.errors import ConfigError
+    from synthgen.io import load_model
+
+    if balance == (counts is not None):
+        raise ConfigError("give exactly one of --balance or --counts")
+    check_writable(out_path)
+    frame = read_table(data)
+    model = load_model(str(model_path))
+    strategy: str | dict[Any, int] = "balance"
+    if counts is not None:
+        strategy = _parse_counts(counts, frame.get(target))
+    result = augment_frame(
+        frame,
+        model,
+        target=target,
+        strategy=strategy,
+        ratio=ratio,
+        indicator=indicator or None,
+        seed=seed,
+    )
+    write_table(result, out_path)
+    added = len(result) - len(frame)
+    summary = result[target].value_counts().to_dict()
+    out.print(f"added {added:,} synthetic rows -> {out_path}; class counts now {summary}")
+
+
+def _parse_counts(text: str, column: Any) -> dict[Any, int]:
+    """Parse 'a=1,b=2'; labels take the type of the column's values (e.g. ints)."""
+    from synthgen.errors import ConfigError
+
+    parsed: dict[Any, int] = {}
+    labels = {str(v): v for v in column.dropna().unique()} if column is not None else {}
+    for item in text.split(","):
+        label, sep, value = item.rpartition("=")
+        if not sep or not value.strip().isdigit():
+            raise ConfigError(f"--counts item {item!r} is not of the form CLASS=ROWS")
+        parsed[labels.get(label.strip(), label.strip())] = int(value)
+    return parsed
+
+
 def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
     from pipelines import evaluate_cmd

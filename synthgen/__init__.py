@@ -7,7 +7,8 @@ syn = model.sample(10_000, seed=1)
 """
 
 from synthgen import datasets, errors
-from synthgen.backends import BACKENDS, TVAE, BaseGenerator
+from synthgen.augment import augment
+from synthgen.backends import BACKENDS, CTGAN, TVAE, BaseGenerator
 from synthgen.errors import SynthgenError
 from synthgen.io import load_model
 from synthgen.schema import ColumnSpec, Schema
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "CTGAN",
     "TVAE",
     "BaseGenerator",
     "ColumnSpec",
@@ -24,6 +26,7 @@ __all__ = [
     "SynthgenError",
     "TableTransformer",
     "__version__",
+    "augment",
     "datasets",
     "errors",
     "load_model",

@@ -1,8 +1,9 @@
 """Generator backends; ``BACKENDS`` maps the name stored in model files to the class."""
 
 from synthgen.backends.base import BaseGenerator
+from synthgen.backends.ctgan import CTGAN
 from synthgen.backends.tvae import TVAE
 
-BACKENDS: dict[str, type[BaseGenerator]] = {"tvae": TVAE}
+BACKENDS: dict[str, type[BaseGenerator]] = {"tvae": TVAE, "ctgan": CTGAN}
 
-__all__ = ["BACKENDS", "TVAE", "BaseGenerator"]
+__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator"]

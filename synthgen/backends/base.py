@@ -124,7 +124,8 @@ class BaseGenerator:
             raise ConfigError("checkpoint_every needs checkpoint_dir=<folder>")
 
     # ------------------------------------------------------------------ backend hooks
-    def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:  # pragma: no cover
+    def _build(self, layout: SpanLayout, data: torch.Tensor | None) -> None:  # pragma: no cover
+        """Create networks and optimisers; ``data`` is None when restoring a saved model."""
         raise NotImplementedError
 
     def _modules(self) -> dict[str, torch.nn.Module]:  # pragma: no cover
@@ -144,6 +145,16 @@ class BaseGenerator:
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
         """``n`` encoded rows (discrete groups one-hot) on the model's device."""
         raise NotImplementedError
+
+    def _generate_for(
+        self, n: int, generator: torch.Generator, condition: dict[str, Any]
+    ) -> torch.Tensor:
+        """Rows aimed at ``condition``; backends that condition natively override this.
+
+        Whatever is returned is still filtered by rejection, so an override only has to
+        make matching rows likely (or certain), never guarantee them.
+        """
+        return self._generate(n, generator)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, schema: Schema | None = None, resume: bool = False):
@@ -322,12 +333,18 @@ class BaseGenerator:
         return getattr(self, "privacy_spent_", None)
 
     @torch.no_grad()
-    def _generate_encoded(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _generate_encoded(
+        self, n: int, generator: torch.Generator, condition: dict[str, Any] | None = None
+    ) -> torch.Tensor:
         for module in self._modules().values():
-            module.eval()
+            module.eval()  # batch norm and dropout must be in inference mode when sampling
         chunks = []
         for start in range(0, n, SAMPLE_CHUNK):
-            chunks.append(self._generate(min(SAMPLE_CHUNK, n - start), generator).cpu())
+            size = min(SAMPLE_CHUNK, n - start)
+            if condition is None:
+                chunks.append(self._generate(size, generator).cpu())
+            else:
+                chunks.append(self._generate_for(size, generator, condition).cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, self.transformer_.output_dim)
 
     def sample(
@@ -352,11 +369,11 @@ class BaseGenerator:
         if conditions is None:
             return self.transformer_.decode(self._generate_encoded(int(n), generator))
         sampler = ConditionSampler(self.transformer_.schema, conditions)
-        return sampler.sample(
-            int(n),
-            lambda k: self.transformer_.decode(self._generate_encoded(k, generator)),
-            max_tries=max_tries,
-        )
+
+        def generate(k: int, condition: dict[str, Any]) -> pd.DataFrame:
+            return self.transformer_.decode(self._generate_encoded(k, generator, condition))
+
+        return sampler.sample(int(n), generate, max_tries=max_tries)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str) -> None:
@@ -368,7 +385,7 @@ class BaseGenerator:
 
     def _restore(self) -> None:
         """Rebuild the networks of a loaded model (weights are loaded afterwards)."""
-        self._build(self.layout_, torch.zeros(2, self.layout_.dim, device=self.device_))
+        self._build(self.layout_, None)
 
     def _extra_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Backend state beyond network weights that sampling needs (JSON, tensors)."""

@@ -104,26 +104,33 @@ class ConditionSampler:
         return mask
 
     def sample(
-        self, n: int, generate: Callable[[int], pd.DataFrame], max_tries: int = 100
+        self,
+        n: int,
+        generate: Callable[[int, dict[str, Any]], pd.DataFrame],
+        max_tries: int = 100,
     ) -> pd.DataFrame:
-        """``n`` rows per condition row, drawn by rejection from ``generate(k)``."""
+        """``n`` rows per condition row, drawn by rejection from ``generate(k, row)``."""
         parts = []
         for row in self.rows:
             parts.append(self._sample_one(n, row, generate, max_tries))
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def _sample_one(
-        self, n: int, row: dict[str, Any], generate: Callable[[int], pd.DataFrame], max_tries: int
+        self,
+        n: int,
+        row: dict[str, Any],
+        generate: Callable[[int, dict[str, Any]], pd.DataFrame],
+        max_tries: int,
     ) -> pd.DataFrame:
         kept: list[pd.DataFrame] = []
         have = 0
         generated = 0
         accepted = 0
-        batch = max(1024, 2 * n)
+        batch = n
         for _ in range(max_tries):
             if have >= n:
                 break
-            frame = generate(batch)
+            frame = generate(batch, row)
             mask = self._mask(frame, row)
             generated += len(frame)
             accepted += int(mask.sum())

@@ -112,7 +112,7 @@ class TVAE(BaseGenerator):
             raise ConfigError(f"embedding_dim={self.embedding_dim!r} must be positive")
 
     # ------------------------------------------------------------------ networks
-    def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:
+    def _build(self, layout: SpanLayout, data: torch.Tensor | None) -> None:
         dim = layout.dim
         n_alpha = int(layout.alpha_index.numel())
         self.encoder_ = TVAEEncoder(dim, tuple(self.compress_dims), self.embedding_dim)

@@ -1,0 +1,132 @@
+"""CTGAN: conditional vectors, training-by-sampling, eval-mode sampling, native conditions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import synthgen as sg
+from synthgen.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ctgan(adult_small):
+    return sg.CTGAN(epochs=2, batch_size=200, seed=0, device="cpu").fit(adult_small)
+
+
+def test_sample_shape_and_dtypes(ctgan, adult_small):
+    synthetic = ctgan.sample(400, seed=1)
+    assert list(synthetic.columns) == list(adult_small.columns)
+    assert synthetic.dtypes.equals(adult_small.dtypes)
+    assert synthetic["age"].between(17, 90).all()
+
+
+def test_condition_bits_sit_at_each_columns_own_offset(ctgan):
+    conds = ctgan.conditions_
+    assert conds.columns == ctgan.schema.names_of("categorical", "boolean")
+    widths = [span.width for span in conds.spans]
+    for j in range(conds.n_columns):
+        assert int(conds.offsets[j]) == sum(widths[:j])
+        for k in range(widths[j]):
+            vector = conds.vectors(torch.tensor([j]), torch.tensor([k]))[0]
+            assert vector.sum() == 1 and int(vector.argmax()) == sum(widths[:j]) + k
+
+
+def test_training_by_sampling_picks_rows_with_the_condition(ctgan):
+    conds = ctgan.conditions_
+    data = ctgan.train_data_
+    for j, span in enumerate(conds.spans):
+        for k in range(span.width):
+            if conds.row_counts[int(conds.offsets[j]) + k] == 0:
+                continue
+            rows = conds.real_rows(torch.full((50,), j), torch.full((50,), k))
+            assert torch.all(data[rows, span.start + k] == 1), (span.column, k)
+
+
+def test_training_conditions_use_log_frequency(ctgan, adult_small):
+    conds = ctgan.conditions_
+    j = conds.columns.index("income")
+    counts = adult_small["income"].value_counts().sort_index().to_numpy()
+    expected = torch.log(torch.tensor(counts, dtype=torch.float) + 1)
+    expected = expected / expected.sum()
+    torch.testing.assert_close(conds.train_probs[j, :2], expected)
+
+
+def test_condition_loss_reads_the_conditioned_columns_logits(ctgan):
+    conds = ctgan.conditions_
+    j = conds.columns.index("sex")
+    span = conds.spans[j]
+    logits = torch.zeros(4, ctgan.layout_.dim)
+    logits[:, span.start + 1] = 50.0  # the generator says "second category" for 'sex'
+    column = torch.full((4,), j)
+    right = ctgan._condition_loss(logits, column, torch.full((4,), 1))
+    wrong = ctgan._condition_loss(logits, column, torch.full((4,), 0))
+    assert right < 1e-3 < wrong
+
+
+def test_sampling_runs_batch_norm_in_eval_mode(ctgan, monkeypatch):
+    modes = []
+    original = ctgan.generator_.forward
+
+    def spy(x):
+        modes.append(ctgan.generator_.training)
+        return original(x)
+
+    monkeypatch.setattr(ctgan.generator_, "forward", spy)
+    ctgan.generator_.train()  # even if left in train mode, sampling must switch to eval
+    ctgan.sample(10, seed=0)
+    assert modes and not any(modes)
+    pd.testing.assert_frame_equal(ctgan.sample(50, seed=4), ctgan.sample(50, seed=4))
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"income": ">50K"},
+        {"sex": "Female"},
+        {"race": "Black"},
+        {"native-country": "Mexico"},
+        {"workclass": "Self-emp-inc", "income": "<=50K"},
+        {"relationship": "Wife", "age": (30, 50)},
+    ],
+)
+def test_native_conditions_hit_every_row(ctgan, condition):
+    rows = ctgan.sample(300, conditions=condition, seed=5)
+    assert len(rows) == 300
+    for column, value in condition.items():
+        if isinstance(value, tuple):
+            assert rows[column].between(*value).all()
+        else:
+            assert (rows[column] == value).all()
+
+
+def test_save_load_keeps_condition_frequencies(ctgan, tmp_path):
+    path = tmp_path / "c.synth"
+    ctgan.save(str(path))
+    loaded = sg.load_model(str(path))
+    torch.testing.assert_close(loaded.conditions_.data_probs, ctgan.conditions_.data_probs)
+    pd.testing.assert_frame_equal(loaded.sample(200, seed=2), ctgan.sample(200, seed=2))
+    rows = loaded.sample(20, conditions={"income": ">50K"}, seed=1)
+    assert (rows["income"] == ">50K").all()
+
+
+def test_same_seed_same_model(adult_small):
+    a = sg.CTGAN(epochs=1, batch_size=100, seed=3, device="cpu").fit(adult_small.head(500))
+    b = sg.CTGAN(epochs=1, batch_size=100, seed=3, device="cpu").fit(adult_small.head(500))
+    pd.testing.assert_frame_equal(a.sample(100, seed=1), b.sample(100, seed=1))
+
+
+def test_only_numerical_columns(mixed_frame):
+    frame = mixed_frame[["age", "income"]]
+    synthetic = sg.CTGAN(epochs=1, batch_size=100, device="cpu").fit(frame).sample(50)
+    assert synthetic.dtypes.equals(frame.dtypes)
+
+
+def test_bad_parameters(adult_small):
+    with pytest.raises(ConfigError, match="multiple of pac"):
+        sg.CTGAN(batch_size=105, pac=10).fit(adult_small)
+    with pytest.raises(ConfigError, match="pac"):
+        sg.CTGAN(pac=0).fit(adult_small)
+    with pytest.raises(ConfigError, match="too few"):
+        sg.CTGAN(epochs=1, batch_size=10, pac=10).fit(adult_small.head(5))
