@@ -19,6 +19,7 @@ from evaluation import validation as v
 from evaluation.encoding import TableEncoder
 from evaluation.plots import distributions, pair_matrix
 from evaluation.report import EvaluationReport
+from evaluation.threads import model_threads
 from synthgen.errors import ConfigError
 from synthgen.schema import Schema
 
@@ -58,6 +59,7 @@ def evaluate(
     alpha_rows: int | None = 5_000,
     privacy_rows: int | None = 10_000,
     bias_tolerance: float = 0.02,
+    n_jobs: int | None = 1,
 ) -> EvaluationReport:
     """Score ``synthetic`` against ``real`` (the generator's training data).
 
@@ -67,6 +69,7 @@ def evaluate(
     ``metrics`` is ``"all"`` or a subset of ``evaluation.SECTIONS``. ``dp`` (e.g. a
     model's ``privacy_spent``) adds ``dp.epsilon`` / ``dp.delta``. The ``*_rows``
     arguments cap the rows used by the costlier sections (None = all rows).
+    ``n_jobs`` caps the threads of the scikit-learn models (see ``evaluation.threads``).
     """
     real = v.check_frame(real, "real")
     synthetic = v.align_columns(v.check_frame(synthetic, "synthetic"), real, "synthetic")
@@ -110,7 +113,7 @@ def evaluate(
             from evaluation.detection import detection
 
             scores, details = detection(real, synthetic, encoder, max_rows=detection_rows,
-                                        seed=seed)
+                                        seed=seed, n_jobs=n_jobs)
         elif section == "alpha_precision":
             from evaluation.alpha_precision import alpha_precision
 
@@ -123,7 +126,8 @@ def evaluate(
             from evaluation.utility import utility
 
             scores, details, run = utility(real, synthetic, holdout, target, schema, encoder,
-                                           augmentation=utility_augmentation, seed=seed)
+                                           augmentation=utility_augmentation, seed=seed,
+                                           n_jobs=n_jobs)
         elif section == "fid":
             from evaluation.fid import fid
 
@@ -133,7 +137,8 @@ def evaluate(
                 y = real[target].astype(str).to_numpy(dtype=object) \
                     if schema[target].kind != "numerical" \
                     else real[target].to_numpy(dtype="float64")
-            scores, details = fid(x_r, x_s, seed=seed, y_real=y, mlp=fid_mlp), {}
+            with model_threads(n_jobs):
+                scores, details = fid(x_r, x_s, seed=seed, y_real=y, mlp=fid_mlp), {}
         elif section == "bias":
             if not sensitive_cols:
                 skipped[section] = "no sensitive columns given (pass sensitive=[...])"

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from evaluation.encoding import TableEncoder
+from evaluation.threads import model_threads
 
 
 def _sample(df: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.DataFrame:
@@ -33,6 +34,7 @@ def detection(
     folds: int = 3,
     max_rows: int | None = 20_000,
     seed: int = 0,
+    n_jobs: int | None = 1,
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     """Cross-validated real-vs-synthetic ROC AUC (each side capped at ``max_rows``)."""
     rng = np.random.default_rng(seed)
@@ -50,8 +52,9 @@ def detection(
             max_iter=100, categorical_features=np.array(mask, dtype=bool) if mask else None,
             early_stopping=False, random_state=seed,
         )
-        model.fit(x[tr], y[tr])
-        pred[te] = model.predict_proba(x[te])[:, 1]
+        with model_threads(n_jobs):
+            model.fit(x[tr], y[tr])
+            pred[te] = model.predict_proba(x[te])[:, 1]
         rows.append((i, float(roc_auc_score(y[te], pred[te]))))
     auc = float(roc_auc_score(y, pred)) if len(np.unique(y)) == 2 else math.nan
     score = 1.0 - 2.0 * max(auc - 0.5, 0.0) if not math.isnan(auc) else math.nan

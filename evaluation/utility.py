@@ -27,6 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 from sklearn.model_selection import train_test_split
 
 from evaluation.encoding import TableEncoder, category_keys
+from evaluation.threads import model_threads
 from synthgen.errors import ConfigError
 from synthgen.schema import Schema
 
@@ -110,8 +111,23 @@ def utility(
     encoder: TableEncoder,
     augmentation: bool = False,
     seed: int = 0,
+    n_jobs: int | None = 1,
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame], UtilityRun]:
     """TSTR / TRTR (and optionally augmentation) scores for ``target``."""
+    with model_threads(n_jobs):
+        return _utility(real, synthetic, holdout, target, schema, encoder, augmentation, seed)
+
+
+def _utility(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    target: str,
+    schema: Schema,
+    encoder: TableEncoder,
+    augmentation: bool,
+    seed: int,
+) -> tuple[dict[str, float], dict[str, pd.DataFrame], UtilityRun]:
     task = task_of(schema, target)
     real = real[real[target].notna()]
     synthetic = synthetic[synthetic[target].notna()]

@@ -43,10 +43,10 @@ def perturbed(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def sdmetrics_report(real, syn, schema):
-    from sdmetrics.reports.single_table import QualityReport
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # the single-table report is marked deprecated
+        from sdmetrics.reports.single_table import QualityReport
+
         qr = QualityReport()
         qr.generate(real, syn, sdv_metadata(schema), verbose=False)
     return qr
