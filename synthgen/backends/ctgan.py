@@ -322,11 +322,13 @@ class CTGAN(BaseGenerator):
             else:
                 cond = cond_real = torch.zeros(n, 0, device=data.device)
                 real = data[torch.randint(len(data), (n,), device=data.device)]
-            _, fake = self._fake(cond)
+            with torch.no_grad():  # the critic step needs no gradient through the generator
+                _, fake = self._fake(cond)
             real_in = torch.cat([real, cond_real], dim=1)
             fake_in = torch.cat([fake, cond], dim=1)
-            penalty = self._penalty(real_in, fake_in.detach())
-            d_loss = self.critic_(fake_in.detach()).mean() - self.critic_(real_in).mean()
+            penalty = self._penalty(real_in, fake_in)
+            scores = self.critic_(torch.cat([fake_in, real_in]))  # one pass over both
+            d_loss = scores[: n // self.pac].mean() - scores[n // self.pac :].mean()
             self.d_optimizer_.zero_grad(set_to_none=True)
             (d_loss + penalty).backward()
             self.d_optimizer_.step()
