@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
-from evaluation.encoding import category_keys
+from evaluation.encoding import category_keys, numeric_values
 from evaluation.utility import UtilityRun, positive_class
 from synthgen.schema import Schema
 
@@ -33,8 +33,7 @@ TOLERANCE = 0.02
 
 def _groups(series: pd.Series, kind: str, edges: np.ndarray | None) -> pd.Series:
     if kind in ("numerical", "datetime") and edges is not None:
-        values = pd.to_numeric(series, errors="coerce") if kind == "numerical" \
-            else series.astype("int64")
+        values = pd.Series(numeric_values(series), index=series.index)
         cut = pd.cut(values, bins=edges, include_lowest=True, duplicates="drop")
         return cut.astype(str).where(values.notna(), "<null>")
     return category_keys(series).astype(str).where(series.notna(), "<null>")
@@ -43,9 +42,10 @@ def _groups(series: pd.Series, kind: str, edges: np.ndarray | None) -> pd.Series
 def _edges(series: pd.Series, kind: str) -> np.ndarray | None:
     if kind not in ("numerical", "datetime"):
         return None
-    values = pd.to_numeric(series, errors="coerce") if kind == "numerical" \
-        else series.astype("int64")
-    edges = np.unique(np.nanquantile(values.to_numpy(dtype="float64"), [0, .25, .5, .75, 1]))
+    values = numeric_values(series)
+    if np.isnan(values).all():
+        return None
+    edges = np.unique(np.nanquantile(values, [0, .25, .5, .75, 1]))
     edges[0], edges[-1] = -np.inf, np.inf
     return edges
 
