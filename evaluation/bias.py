@@ -12,8 +12,12 @@ For each sensitive column (categorical/boolean; a numerical one is cut into quar
    (classification targets only).
 
 A gap is flagged as *widened* when the synthetic side exceeds the real side by more
-than ``tolerance`` (default 0.02, two percentage points); ``bias.widened_gaps`` counts
-the flags so a gate can check one number.
+than a margin: the larger of ``tolerance`` (default 0.02, two percentage points; times
+the real target's standard deviation for a numerical target) and twice the standard
+error of the difference (from the sizes and rates of the two groups that define each
+gap), so that sampling noise in small groups is not reported as bias.
+``bias.widened_gaps`` counts the flags so a gate can check one number. Groups with
+fewer than ``MIN_GROUP_ROWS`` rows are listed but do not enter the gaps.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from evaluation.utility import UtilityRun, positive_class
 from synthgen.schema import Schema
 
 TOLERANCE = 0.02
+#: Groups with fewer rows than this (in either table, or in the test rows for the
+#: fairness measures) are listed but left out of the gaps: their rates are mostly noise.
+MIN_GROUP_ROWS = 30
 
 
 def _groups(series: pd.Series, kind: str, edges: np.ndarray | None) -> pd.Series:
@@ -54,6 +61,37 @@ def _outcome(df: pd.DataFrame, target: str, task: str, positive: object) -> pd.S
     if task == "classification":
         return (category_keys(df[target]).astype(str) == str(positive)).astype(float)
     return pd.to_numeric(df[target], errors="coerce")
+
+
+def _extreme_se(rate: pd.Series, var: pd.Series, n: pd.Series) -> float:
+    """Standard error of (highest - lowest group rate), from those two groups."""
+    rate = rate.dropna()
+    if len(rate) < 2:
+        return 0.0
+    hi, lo = rate.idxmax(), rate.idxmin()
+    return float(math.sqrt(var[hi] / max(n[hi], 1) + var[lo] / max(n[lo], 1)))
+
+
+def _rates_se(values: np.ndarray, groups: np.ndarray) -> float:
+    """SE of the best-minus-worst group mean of 0/1 ``values``."""
+    frame = pd.DataFrame({"v": values, "g": groups}).groupby("g")["v"]
+    mean = frame.mean()
+    return _extreme_se(mean, mean * (1 - mean), frame.size())
+
+
+def _eo_se(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> float:
+    """SE of the larger of the TPR and FPR gaps (the equalized-odds difference)."""
+    best_gap, best_se = -1.0, 0.0
+    for label in (1, 0):
+        sel = y_true == label
+        if not sel.any():
+            continue
+        frame = pd.DataFrame({"v": y_pred[sel], "g": groups[sel]}).groupby("g")["v"]
+        mean = frame.mean()
+        if len(mean) >= 2 and mean.max() - mean.min() > best_gap:
+            best_gap = float(mean.max() - mean.min())
+            best_se = _extreme_se(mean, mean * (1 - mean), frame.size())
+    return best_se
 
 
 def bias(
@@ -89,7 +127,21 @@ def bias(
             table["target_rate_real"] = rate_r
             table["target_rate_synthetic"] = rate_s
             table["target_rate_diff"] = table["target_rate_synthetic"] - table["target_rate_real"]
+            counts_r, counts_s = g_r.value_counts(), g_s.value_counts()
+            table["rows_real"] = counts_r.reindex(table.index).fillna(0).astype(int)
+            table["rows_synthetic"] = counts_s.reindex(table.index).fillna(0).astype(int)
             both = table.dropna(subset=["target_rate_real", "target_rate_synthetic"])
+            both = both[(both["rows_real"] >= MIN_GROUP_ROWS)
+                        & (both["rows_synthetic"] >= MIN_GROUP_ROWS)]
+            out_r = _outcome(real, target, task, positive)
+            out_s = _outcome(synthetic, target, task, positive)
+            var_r = out_r.groupby(g_r).var(ddof=0).reindex(both.index)
+            var_s = out_s.groupby(g_s).var(ddof=0).reindex(both.index)
+            se = math.hypot(_extreme_se(both["target_rate_real"], var_r, both["rows_real"]),
+                            _extreme_se(both["target_rate_synthetic"], var_s,
+                                        both["rows_synthetic"]))
+            scale = 1.0 if task == "classification" else float(out_r.std() or 1.0)
+            margin = max(tolerance * scale, 2.0 * se)
             gap_r = float(both["target_rate_real"].max() - both["target_rate_real"].min()) \
                 if len(both) else math.nan
             gap_s = float(both["target_rate_synthetic"].max()
@@ -98,35 +150,42 @@ def bias(
                 table["target_rate_diff"].abs().max()) if len(both) else math.nan
             scores[f"bias.{col}.target_gap_real"] = gap_r
             scores[f"bias.{col}.target_gap_synthetic"] = gap_s
-            flag = bool(gap_s > gap_r + tolerance) if not math.isnan(gap_r + gap_s) else False
+            flag = bool(gap_s > gap_r + margin) if not math.isnan(gap_r + gap_s) else False
             widened += flag
-            fair_rows.append((col, "target_rate_gap", gap_r, gap_s, flag))
+            fair_rows.append((col, "target_rate_gap", gap_r, gap_s, margin, flag))
         table.insert(0, "group", table.index.astype(str))
         table.insert(0, "column", col)
         group_rows.append(table.reset_index(drop=True))
         if run is not None and run.task == "classification" and "tstr" in run.predictions \
                 and "trtr" in run.predictions:
             g_test = _groups(run.test[col], kind, edges).to_numpy()
-            y_true = (run.y_true == run.positive).astype(int)
-            vals = {}
+            names, sizes = np.unique(g_test, return_counts=True)
+            keep = np.isin(g_test, names[sizes >= MIN_GROUP_ROWS])
+            if len(np.unique(g_test[keep])) < 2:
+                keep = np.ones(len(g_test), dtype=bool)
+            y_true = (run.y_true == run.positive).astype(int)[keep]
+            vals, ses = {}, {}
+            g = g_test[keep]
             for model in ("trtr", "tstr"):
-                y_pred = (run.predictions[model] == run.positive).astype(int)
+                y_pred = (run.predictions[model] == run.positive).astype(int)[keep]
                 vals[model] = (
-                    float(demographic_parity_difference(y_true, y_pred, sensitive_features=g_test)),
-                    float(equalized_odds_difference(y_true, y_pred, sensitive_features=g_test)),
+                    float(demographic_parity_difference(y_true, y_pred, sensitive_features=g)),
+                    float(equalized_odds_difference(y_true, y_pred, sensitive_features=g)),
                 )
+                ses[model] = (_rates_se(y_pred, g), _eo_se(y_true, y_pred, g))
             for i, metric in enumerate(("dp_diff", "eo_diff")):
                 scores[f"bias.{col}.{metric}_trtr"] = vals["trtr"][i]
                 scores[f"bias.{col}.{metric}_tstr"] = vals["tstr"][i]
-                flag = bool(vals["tstr"][i] > vals["trtr"][i] + tolerance)
+                margin = max(tolerance, 2.0 * math.hypot(ses["trtr"][i], ses["tstr"][i]))
+                flag = bool(vals["tstr"][i] > vals["trtr"][i] + margin)
                 widened += flag
                 name = "demographic_parity_difference" if metric == "dp_diff" \
                     else "equalized_odds_difference"
-                fair_rows.append((col, name, vals["trtr"][i], vals["tstr"][i], flag))
+                fair_rows.append((col, name, vals["trtr"][i], vals["tstr"][i], margin, flag))
     scores["bias.widened_gaps"] = float(widened)
     details = {
         "bias.groups": pd.concat(group_rows, ignore_index=True) if group_rows else pd.DataFrame(),
         "bias.gaps": pd.DataFrame(fair_rows, columns=["column", "measure", "real", "synthetic",
-                                                      "widened"]),
+                                                      "margin", "widened"]),
     }
     return scores, details
