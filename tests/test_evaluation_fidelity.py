@@ -133,3 +133,18 @@ def test_id_columns_are_skipped():
     assert "user_id" not in set(column_shapes(real, real, schema)["column"])
     pairs = pair_trends(real, real, schema)
     assert "user_id" not in set(pairs["column_1"]) | set(pairs["column_2"])
+
+
+def test_single_column_metrics_equal_sdmetrics():
+    from sdmetrics.single_column import KSComplement, TVComplement
+
+    from evaluation.fidelity import ks_complement, tv_complement
+
+    rng = np.random.default_rng(5)
+    a = pd.Series(rng.normal(0, 1, 700)).where(rng.random(700) > 0.05)
+    b = pd.Series(rng.normal(0.2, 1.1, 500))
+    assert ks_complement(a.to_numpy(), b.to_numpy()) == pytest.approx(
+        KSComplement.compute(a, b), abs=1e-12)
+    c = pd.Series(rng.choice(["x", "y", "z", None], 600))
+    d = pd.Series(rng.choice(["x", "y", "new"], 400))
+    assert tv_complement(c, d) == pytest.approx(TVComplement.compute(c, d), abs=1e-12)
