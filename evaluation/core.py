@@ -23,6 +23,9 @@ from evaluation.threads import model_threads
 from synthgen.errors import ConfigError
 from synthgen.schema import Schema
 
+#: Below this many rows per table the model-based sections are skipped, not failed.
+MIN_MODEL_ROWS = 20
+
 
 def _dp_info(dp: Any) -> dict[str, Any] | None:
     """Accept a ``PrivacySpent``-like object, a dict, or an (epsilon, delta) pair."""
@@ -101,8 +104,13 @@ def evaluate(
         return cache["enc"]
 
     run = None
+    small = min(len(real), len(synthetic)) < MIN_MODEL_ROWS
     for section in sections:
         start = time.perf_counter()
+        if small and section in ("detection", "alpha_precision", "utility", "fid"):
+            skipped[section] = (f"needs at least {MIN_MODEL_ROWS} real and synthetic rows "
+                                f"(got {len(real)} and {len(synthetic)})")
+            continue
         if section == "fidelity":
             from evaluation.fidelity import fidelity
 

@@ -67,3 +67,11 @@ def test_errors_are_synthgen_errors_and_sections_without_inputs_are_skipped(fram
     report = evaluate(real, syn, metrics=["utility", "bias", "fidelity"])
     assert set(report.meta["skipped"]) == {"utility", "bias"}
     assert "fidelity.overall" in report.scores
+
+
+def test_tiny_tables_skip_model_sections_instead_of_failing():
+    real = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0], "c": list("ababa")})
+    report = evaluate(real, real.iloc[::-1], holdout=real, target="c", sensitive="c")
+    assert {"detection", "alpha_precision", "utility", "fid"} <= set(report.meta["skipped"])
+    assert report.scores["fidelity.overall"] == pytest.approx(1.0)
+    assert "privacy.dcr_share" in report.scores
