@@ -18,7 +18,6 @@ from safetensors.torch import save_file
 
 from synthgen.errors import ModelFileError
 from synthgen.training import TrainingLog, resolve_device
-from synthgen.transforms import TableTransformer
 
 FORMAT = "synthgen.model"
 FORMAT_VERSION = 1
@@ -95,7 +94,6 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
 def load_model(path: str | os.PathLike, device: str | None = None):
     """Load a model written by ``save``; ``device`` overrides the saved device choice."""
     from synthgen.backends import BACKENDS
-    from synthgen.backends.spans import SpanLayout
 
     header = read_header(path)
     backend = header["backend"]
@@ -110,11 +108,11 @@ def load_model(path: str | os.PathLike, device: str | None = None):
     if device is not None:
         params["device"] = device
     model = BACKENDS[backend](**params)
-    model.transformer_ = TableTransformer.from_state_dict(
+    model.transformer_ = model.transformer_class.from_state_dict(
         header["transform"], {k: v for k, v in tensors.items() if k.startswith("transform.")}
     )
     model.device_ = resolve_device(params.get("device", "auto"))
-    model.layout_ = SpanLayout(model.transformer_.spans, model.device_)
+    model.layout_ = model._make_layout(model.transformer_, model.device_)
     model._load_extra_state(
         header.get("extra", {}),
         {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")},

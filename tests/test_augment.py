@@ -21,8 +21,9 @@ def test_balance_tops_up_the_minority(model, adult_small):
     counts = out["income"].value_counts()
     assert counts[">50K"] == counts["<=50K"] == (adult_small["income"] == "<=50K").sum()
     assert out["is_synthetic"].sum() == len(out) - len(adult_small)
-    pd.testing.assert_frame_equal(out.iloc[: len(adult_small)].drop(columns="is_synthetic"),
-                                  adult_small)
+    pd.testing.assert_frame_equal(
+        out.iloc[: len(adult_small)].drop(columns="is_synthetic"), adult_small
+    )
     assert out.drop(columns="is_synthetic").dtypes.equals(adult_small.dtypes)
 
 

@@ -52,7 +52,9 @@ def test_sample_does_not_leave_partial_files(tmp_path, adult_small):
     data = tmp_path / "train.parquet"
     adult_small.to_parquet(data)
     model = tmp_path / "m.synth"
-    assert runner.invoke(app, ["fit", str(data), "--epochs", "1", "--out", str(model)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["fit", str(data), "--epochs", "1", "--out", str(model)]).exit_code == 0
+    )
     result = runner.invoke(app, ["sample", str(model), "-n", "5", "--out", str(tmp_path / "x.txt")])
     assert result.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.synth", "train.parquet"]

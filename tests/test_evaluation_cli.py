@@ -36,9 +36,19 @@ def files(tmp_path_factory):
 
 def test_writes_json_and_html(app, files):
     runner = CliRunner()
-    args = ["evaluate", "--real", str(files / "train.csv"), "--synthetic",
-            str(files / "syn.parquet"), "--holdout", str(files / "test.csv"),
-            "--target", "income", "--sensitive", "sex,race"]
+    args = [
+        "evaluate",
+        "--real",
+        str(files / "train.csv"),
+        "--synthetic",
+        str(files / "syn.parquet"),
+        "--holdout",
+        str(files / "test.csv"),
+        "--target",
+        "income",
+        "--sensitive",
+        "sex,race",
+    ]
     out = files / "report.json"
     res = runner.invoke(app, [*args, "--out", str(out), "--metrics", "fidelity,bias,privacy"])
     assert res.exit_code == 0, res.output
@@ -51,8 +61,7 @@ def test_writes_json_and_html(app, files):
     assert 'id="scorecard"' in html_out.read_text()
 
 
-@pytest.mark.parametrize("case", ["missing", "garbage_parquet", "bad_ext", "bad_target",
-                                  "bad_out"])
+@pytest.mark.parametrize("case", ["missing", "garbage_parquet", "bad_ext", "bad_target", "bad_out"])
 def test_bad_input_exits_2_with_one_line(app, files, case):
     real, syn, out = files / "train.csv", files / "syn.parquet", files / "r.html"
     target = "income"
@@ -68,9 +77,22 @@ def test_bad_input_exits_2_with_one_line(app, files, case):
         target = "salary"
     else:
         out = files / "r.pdf"
-    res = CliRunner().invoke(app, ["evaluate", "--real", str(real), "--synthetic", str(syn),
-                                   "--target", target, "--out", str(out),
-                                   "--metrics", "fidelity"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--real",
+            str(real),
+            "--synthetic",
+            str(syn),
+            "--target",
+            target,
+            "--out",
+            str(out),
+            "--metrics",
+            "fidelity",
+        ],
+    )
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output
     assert "error:" in res.output

@@ -65,15 +65,19 @@ def test_scores_equal_sdmetrics_quality_report(name):
     assert ours["fidelity.pair_trends"] == pytest.approx(props["Column Pair Trends"], abs=1e-6)
     assert ours["fidelity.overall"] == pytest.approx(qr.get_score(), abs=1e-6)
     shapes = qr.get_details("Column Shapes")
-    np.testing.assert_allclose(details["fidelity.column_shapes"]["score"], shapes["Score"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        details["fidelity.column_shapes"]["score"], shapes["Score"], atol=1e-6
+    )
     pairs = qr.get_details("Column Pair Trends")
     mine = details["fidelity.pair_trends"]
     assert list(mine["column_1"]) == list(pairs["Column 1"])
-    np.testing.assert_allclose(mine["score"].to_numpy(float), pairs["Score"].to_numpy(float),
-                               atol=1e-6, equal_nan=True)
-    np.testing.assert_array_equal(mine["meets_threshold"].to_numpy(bool),
-                                  pairs["Meets Threshold?"].fillna(False).to_numpy(bool))
+    np.testing.assert_allclose(
+        mine["score"].to_numpy(float), pairs["Score"].to_numpy(float), atol=1e-6, equal_nan=True
+    )
+    np.testing.assert_array_equal(
+        mine["meets_threshold"].to_numpy(bool),
+        pairs["Meets Threshold?"].fillna(False).to_numpy(bool),
+    )
 
 
 def test_mixed_kinds_with_nulls_datetimes_and_booleans_equal_sdmetrics():
@@ -82,15 +86,17 @@ def test_mixed_kinds_with_nulls_datetimes_and_booleans_equal_sdmetrics():
 
     def frame(shift: float) -> pd.DataFrame:
         x = rng.normal(shift, 1, n)
-        df = pd.DataFrame({
-            "x": x,
-            "y": 2 * x + rng.normal(0, 0.5, n),
-            "when": pd.Timestamp("2020-01-01") + pd.to_timedelta(
-                (x * 30 + rng.normal(0, 5, n)).astype(int), unit="D"),
-            "flag": x + rng.normal(0, 0.3, n) > shift,
-            "cat": np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid")),
-            "const": 1.0,
-        })
+        df = pd.DataFrame(
+            {
+                "x": x,
+                "y": 2 * x + rng.normal(0, 0.5, n),
+                "when": pd.Timestamp("2020-01-01")
+                + pd.to_timedelta((x * 30 + rng.normal(0, 5, n)).astype(int), unit="D"),
+                "flag": x + rng.normal(0, 0.3, n) > shift,
+                "cat": np.where(x > 0.5, "hi", np.where(x < -0.5, "lo", "mid")),
+                "const": 1.0,
+            }
+        )
         df.loc[rng.choice(n, 40, replace=False), "y"] = np.nan
         df.loc[rng.choice(n, 30, replace=False), "when"] = pd.NaT
         df.loc[rng.choice(n, 25, replace=False), "cat"] = None
@@ -126,8 +132,9 @@ def test_column_shuffled_table_loses_pair_trends_but_not_shapes():
 
 
 def test_id_columns_are_skipped():
-    real = pd.DataFrame({"user_id": np.arange(300), "v": np.arange(300) % 7,
-                         "c": list("abc") * 100})
+    real = pd.DataFrame(
+        {"user_id": np.arange(300), "v": np.arange(300) % 7, "c": list("abc") * 100}
+    )
     schema = Schema.infer(real)
     assert schema["user_id"].kind == "id"
     assert "user_id" not in set(column_shapes(real, real, schema)["column"])
@@ -144,7 +151,8 @@ def test_single_column_metrics_equal_sdmetrics():
     a = pd.Series(rng.normal(0, 1, 700)).where(rng.random(700) > 0.05)
     b = pd.Series(rng.normal(0.2, 1.1, 500))
     assert ks_complement(a.to_numpy(), b.to_numpy()) == pytest.approx(
-        KSComplement.compute(a, b), abs=1e-12)
+        KSComplement.compute(a, b), abs=1e-12
+    )
     c = pd.Series(rng.choice(["x", "y", "z", None], 600))
     d = pd.Series(rng.choice(["x", "y", "new"], 400))
     assert tv_complement(c, d) == pytest.approx(TVComplement.compute(c, d), abs=1e-12)

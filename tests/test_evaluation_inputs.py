@@ -14,8 +14,13 @@ from synthgen.errors import ConfigError, DataError, SchemaError, SynthgenError
 def frames():
     rng = np.random.default_rng(0)
     n = 200
-    df = pd.DataFrame({"age": rng.integers(18, 90, n), "sex": rng.choice(["F", "M"], n),
-                       "y": rng.choice(["no", "yes"], n)})
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "sex": rng.choice(["F", "M"], n),
+            "y": rng.choice(["no", "yes"], n),
+        }
+    )
     return df, df.sample(frac=1, random_state=1).reset_index(drop=True)
 
 

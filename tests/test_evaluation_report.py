@@ -19,30 +19,61 @@ from synthgen import datasets
 @pytest.fixture(scope="module")
 def splits():
     df = datasets.load("adult").sample(9000, random_state=0).reset_index(drop=True)
-    return df.iloc[:3000], df.iloc[3000:6000].reset_index(drop=True), \
-        df.iloc[6000:].reset_index(drop=True)
+    return (
+        df.iloc[:3000],
+        df.iloc[3000:6000].reset_index(drop=True),
+        df.iloc[6000:].reset_index(drop=True),
+    )
 
 
 @pytest.fixture(scope="module")
 def real_vs_real(splits):
     train, other, holdout = splits
-    return evaluate(train, other, holdout, target="income", sensitive=["sex", "race"],
-                    dp={"epsilon": 4.0, "delta": 1e-5, "accountant": "rdp"},
-                    utility_augmentation=True, fid_mlp=True, seed=0)
+    return evaluate(
+        train,
+        other,
+        holdout,
+        target="income",
+        sensitive=["sex", "race"],
+        dp={"epsilon": 4.0, "delta": 1e-5, "accountant": "rdp"},
+        utility_augmentation=True,
+        fid_mlp=True,
+        seed=0,
+    )
 
 
 def test_every_section_runs_and_real_vs_real_scores_near_perfect(real_vs_real):
     s = real_vs_real.scores
     assert set(real_vs_real.meta["sections"]) == set(SECTIONS)
-    for name in ["fidelity.column_shapes", "fidelity.pair_trends", "fidelity.overall",
-                 "detection.score", "detection.auc", "utility.tstr_roc_auc",
-                 "utility.trtr_roc_auc", "utility.tstr_f1", "utility.trtr_accuracy",
-                 "utility.aug_gain_roc_auc", "fid.tabular", "fid.mlp", "fid.kid_mean",
-                 "fid.precision", "bias.sex.share_max_diff", "bias.sex.dp_diff_tstr",
-                 "bias.race.eo_diff_trtr", "bias.widened_gaps", "privacy.dcr_share",
-                 "privacy.mia_auc", "privacy.exact_copy_rate", "privacy.nndr_mean",
-                 "alpha_precision.alpha_precision", "alpha_precision.beta_recall",
-                 "alpha_precision.authenticity", "dp.epsilon", "dp.delta"]:
+    for name in [
+        "fidelity.column_shapes",
+        "fidelity.pair_trends",
+        "fidelity.overall",
+        "detection.score",
+        "detection.auc",
+        "utility.tstr_roc_auc",
+        "utility.trtr_roc_auc",
+        "utility.tstr_f1",
+        "utility.trtr_accuracy",
+        "utility.aug_gain_roc_auc",
+        "fid.tabular",
+        "fid.mlp",
+        "fid.kid_mean",
+        "fid.precision",
+        "bias.sex.share_max_diff",
+        "bias.sex.dp_diff_tstr",
+        "bias.race.eo_diff_trtr",
+        "bias.widened_gaps",
+        "privacy.dcr_share",
+        "privacy.mia_auc",
+        "privacy.exact_copy_rate",
+        "privacy.nndr_mean",
+        "alpha_precision.alpha_precision",
+        "alpha_precision.beta_recall",
+        "alpha_precision.authenticity",
+        "dp.epsilon",
+        "dp.delta",
+    ]:
         assert name in s, name
     assert s["fidelity.overall"] > 0.97
     assert s["detection.auc"] < 0.6
@@ -54,7 +85,8 @@ def test_every_section_runs_and_real_vs_real_scores_near_perfect(real_vs_real):
     assert s["dp.epsilon"] == 4.0 and s["dp.delta"] == 1e-5
     assert isinstance(real_vs_real.details["fidelity.column_shapes"], pd.DataFrame)
     assert {"column", "group", "share_real", "share_synthetic"} <= set(
-        real_vs_real.details["bias.groups"].columns)
+        real_vs_real.details["bias.groups"].columns
+    )
 
 
 def test_worse_synthetic_data_scores_worse(splits, real_vs_real):
@@ -62,8 +94,13 @@ def test_worse_synthetic_data_scores_worse(splits, real_vs_real):
     rng = np.random.default_rng(0)
     bad = pd.DataFrame({c: rng.permutation(other[c].to_numpy()) for c in other.columns})
     bad["age"] = bad["age"] + 15
-    report = evaluate(train, bad, holdout, target="income",
-                      metrics=["fidelity", "detection", "fid", "utility", "alpha_precision"])
+    report = evaluate(
+        train,
+        bad,
+        holdout,
+        target="income",
+        metrics=["fidelity", "detection", "fid", "utility", "alpha_precision"],
+    )
     s, good = report.scores, real_vs_real.scores
     assert s["fidelity.pair_trends"] < good["fidelity.pair_trends"] - 0.1
     assert s["detection.auc"] > 0.9
@@ -93,8 +130,11 @@ def test_json_round_trip_is_versioned_and_strict(tmp_path, real_vs_real):
 
 
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
 def test_html_is_self_contained_and_renders_without_console_errors(tmp_path, real_vs_real):
@@ -108,10 +148,21 @@ def test_html_is_self_contained_and_renders_without_console_errors(tmp_path, rea
     if exe is None:
         pytest.skip("chromium is not installed")
     profile = tmp_path / "profile"
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom",
-           (tmp_path / "report.html").as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        (tmp_path / "report.html").as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]

@@ -24,10 +24,17 @@ def people(n: int, seed: int, gap: float = 0.1) -> pd.DataFrame:
 
 def test_bias_flags_a_widened_gap_and_not_a_kept_one():
     real, hold = people(3000, 0), people(2000, 1)
-    fair = evaluate(real, people(3000, 2), hold, target="y", sensitive="group",
-                    metrics=["utility", "bias"])
-    unfair = evaluate(real, people(3000, 3, gap=0.45), hold, target="y", sensitive=["group"],
-                      metrics=["utility", "bias"])
+    fair = evaluate(
+        real, people(3000, 2), hold, target="y", sensitive="group", metrics=["utility", "bias"]
+    )
+    unfair = evaluate(
+        real,
+        people(3000, 3, gap=0.45),
+        hold,
+        target="y",
+        sensitive=["group"],
+        metrics=["utility", "bias"],
+    )
     assert fair.scores["bias.group.share_max_diff"] < 0.05
     gaps = unfair.details["bias.gaps"]
     row = gaps[gaps["measure"] == "target_rate_gap"].iloc[0]
@@ -40,8 +47,14 @@ def test_utility_regression_without_holdout_uses_a_split():
     rng = np.random.default_rng(0)
     n = 1200
     x = rng.normal(size=(n, 3))
-    real = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": rng.choice(["u", "v"], n),
-                         "t": 3 * x[:, 0] - x[:, 1] + rng.normal(0, 0.1, n)})
+    real = pd.DataFrame(
+        {
+            "a": x[:, 0],
+            "b": x[:, 1],
+            "c": rng.choice(["u", "v"], n),
+            "t": 3 * x[:, 0] - x[:, 1] + rng.normal(0, 0.1, n),
+        }
+    )
     noise = real.assign(t=rng.permutation(real["t"].to_numpy()))
     good = evaluate(real, real.sample(frac=1, random_state=1), target="t", metrics=["utility"])
     bad = evaluate(real, noise, target="t", metrics=["utility"])

@@ -29,15 +29,17 @@ def adult() -> pd.DataFrame:
 
 def mixed(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "x": rng.normal(0, 1, n),
-        "k": rng.integers(0, 5, n),
-        "when": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
-        "flag": rng.random(n) > 0.5,
-        "cat": rng.choice(["a", "b", "c"], n),
-        "const": 3.0,
-        "row_id": np.arange(n) + seed * 10_000,
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, n),
+            "k": rng.integers(0, 5, n),
+            "when": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+            "flag": rng.random(n) > 0.5,
+            "cat": rng.choice(["a", "b", "c"], n),
+            "const": 3.0,
+            "row_id": np.arange(n) + seed * 10_000,
+        }
+    )
     df.loc[rng.choice(n, n // 10, replace=False), "x"] = np.nan
     df.loc[rng.choice(n, n // 10, replace=False), "cat"] = None
     return df
@@ -67,8 +69,9 @@ def test_dcr_share_equals_sdmetrics_overfitting_protection(adult):
     schema = Schema.infer(adult)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = DCROverfittingProtection.compute_breakdown(train, syn, hold, sdv_metadata(schema),
-                                                         None)
+        ref = DCROverfittingProtection.compute_breakdown(
+            train, syn, hold, sdv_metadata(schema), None
+        )
     ours = dcr_overfitting(train, syn, hold, schema)
     share = ref["synthetic_data_percentages"]["closer_to_training"]
     assert ours.closer_to_training == pytest.approx(share, abs=1e-9)

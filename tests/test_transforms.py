@@ -31,7 +31,9 @@ def test_mixed_frame_round_trip(mixed_frame):
     decoded = transformer.decode(transformer.encode(mixed_frame))
     without_ids = mixed_frame.drop(columns=["user_id"])
     decoded_city = decoded.pop("city")
-    pd.testing.assert_frame_equal(decoded.drop(columns=["user_id"]), without_ids.drop(columns="city"))
+    pd.testing.assert_frame_equal(
+        decoded.drop(columns=["user_id"]), without_ids.drop(columns="city")
+    )
     pd.testing.assert_series_equal(_nulls_as_none(decoded_city), without_ids["city"])
     assert decoded["user_id"].is_unique and decoded["user_id"].dtype == mixed_frame["user_id"].dtype
 
@@ -43,7 +45,9 @@ def test_spans_cover_the_row_once(mixed_frame):
         covered[span.start : span.stop] += 1
     assert (covered == 1).all()
     roles = {(s.column, s.role) for s in transformer.spans}
-    assert ("score", "null") in roles and ("age", "alpha") in roles and ("city", "category") in roles
+    assert (
+        ("score", "null") in roles and ("age", "alpha") in roles and ("city", "category") in roles
+    )
     assert not any(s.column == "user_id" for s in transformer.spans)
 
 
@@ -139,7 +143,9 @@ def _nulls_as_none(series: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------- property-based
-_columns = st.sampled_from(["int", "float", "nullable_float", "cat", "nullable_cat", "bool", "date"])
+_columns = st.sampled_from(
+    ["int", "float", "nullable_float", "cat", "nullable_cat", "bool", "date"]
+)
 
 
 @st.composite
@@ -153,9 +159,7 @@ def odd_frames(draw) -> pd.DataFrame:
             data[name] = draw(st.lists(st.integers(-(10**9), 10**9), min_size=n, max_size=n))
         elif kind in ("float", "nullable_float"):
             values = draw(
-                st.lists(
-                    st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=n, max_size=n
-                )
+                st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=n, max_size=n)
             )
             if kind == "nullable_float":
                 values = [v if i % 3 else np.nan for i, v in enumerate(values)]

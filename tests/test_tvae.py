@@ -70,7 +70,9 @@ def test_conditions_by_rejection(fitted):
     ranged = fitted.sample(100, conditions={"age": (30, 40)}, seed=2)
     assert ranged["age"].between(30, 40).all()
     several = fitted.sample(50, conditions=[{"sex": "Male"}, {"sex": "Female"}], seed=2)
-    assert (several["sex"].iloc[:50] == "Male").all() and (several["sex"].iloc[50:] == "Female").all()
+    assert (several["sex"].iloc[:50] == "Male").all() and (
+        several["sex"].iloc[50:] == "Female"
+    ).all()
 
 
 def test_bad_conditions_name_the_problem(fitted):
@@ -87,7 +89,9 @@ def test_mixed_kinds_end_to_end(mixed_frame):
     synthetic = model.sample(300, seed=0)
     assert synthetic.dtypes.equals(mixed_frame.dtypes)
     assert synthetic["user_id"].is_unique
-    assert synthetic["joined"].between(mixed_frame["joined"].min(), mixed_frame["joined"].max()).all()
+    assert (
+        synthetic["joined"].between(mixed_frame["joined"].min(), mixed_frame["joined"].max()).all()
+    )
     assert synthetic["score"].isna().any()
 
 

@@ -2,8 +2,13 @@
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.ctgan import CTGAN
+from synthgen.backends.tabular_ar import TabularAR
 from synthgen.backends.tvae import TVAE
 
-BACKENDS: dict[str, type[BaseGenerator]] = {"tvae": TVAE, "ctgan": CTGAN}
+BACKENDS: dict[str, type[BaseGenerator]] = {
+    "tvae": TVAE,
+    "ctgan": CTGAN,
+    "tabular_ar": TabularAR,
+}
 
-__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator"]
+__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator", "TabularAR"]

@@ -48,6 +48,8 @@ class BaseGenerator:
     backend_name: ClassVar[str] = "base"
     #: Batches must be a multiple of this (PacGAN packs rows together).
     batch_multiple: ClassVar[int] = 1
+    #: The reversible transform between frames and the tensors this backend learns.
+    transformer_class: ClassVar[type] = TableTransformer
 
     def __init__(
         self,
@@ -128,6 +130,10 @@ class BaseGenerator:
         """Create networks and optimisers; ``data`` is None when restoring a saved model."""
         raise NotImplementedError
 
+    def _make_layout(self, transformer: Any, device: torch.device) -> SpanLayout | None:
+        """Precomputed indexing over the encoded row (None for token-based backends)."""
+        return SpanLayout(transformer.spans, device)
+
     def _modules(self) -> dict[str, torch.nn.Module]:  # pragma: no cover
         """Named networks whose weights are saved."""
         raise NotImplementedError
@@ -141,6 +147,10 @@ class BaseGenerator:
 
     def _validation_loss(self, data: torch.Tensor) -> float:  # pragma: no cover
         raise NotImplementedError
+
+    def _should_stop(self) -> bool:
+        """Checked after every epoch; backends with a time budget override it."""
+        return False
 
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
         """``n`` encoded rows (discrete groups one-hot) on the model's device."""
@@ -175,12 +185,12 @@ class BaseGenerator:
         with timer() as prep:
             schema = Schema.infer(df) if schema is None else schema
             options = {"seed": int(self.seed), **(self.transformer_options or {})}
-            transformer = TableTransformer(**options).fit(df, schema)
+            transformer = self.transformer_class(**options).fit(df, schema)
             data = transformer.encode(df).to(device)
         log.preprocessing_seconds = prep[0]
         self.transformer_ = transformer
         self.device_ = device
-        self.layout_ = SpanLayout(transformer.spans, device)
+        self.layout_ = self._make_layout(transformer, device)
         train, valid = self._split(data)
         self._build(self.layout_, train)
         self.training_log_ = log
@@ -236,7 +246,7 @@ class BaseGenerator:
                         best_state = self._weights_copy()
                 if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
                     self._save_checkpoint(epoch + 1, stopper)
-                if stop:
+                if stop or self._should_stop():
                     log.stopped_early = True
                     break
         if stopper is not None and best_state is not None:
@@ -345,7 +355,9 @@ class BaseGenerator:
                 chunks.append(self._generate(size, generator).cpu())
             else:
                 chunks.append(self._generate_for(size, generator, condition).cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, self.transformer_.output_dim)
+        if chunks:
+            return torch.cat(chunks)
+        return self._generate(0, generator).cpu()
 
     def sample(
         self,
@@ -366,12 +378,18 @@ class BaseGenerator:
             raise ConfigError(f"n={n!r} must be a non-negative integer number of rows")
         seed = int(self.seed) if seed is None else int(seed)
         generator = make_generator(seed, self.device_)
+        decode_seeds = np.random.default_rng(seed)  # for transforms that decode with noise
         if conditions is None:
-            return self.transformer_.decode(self._generate_encoded(int(n), generator))
+            return self.transformer_.decode(
+                self._generate_encoded(int(n), generator), seed=int(decode_seeds.integers(2**31))
+            )
         sampler = ConditionSampler(self.transformer_.schema, conditions)
 
         def generate(k: int, condition: dict[str, Any]) -> pd.DataFrame:
-            return self.transformer_.decode(self._generate_encoded(k, generator, condition))
+            return self.transformer_.decode(
+                self._generate_encoded(k, generator, condition),
+                seed=int(decode_seeds.integers(2**31)),
+            )
 
         return sampler.sample(int(n), generate, max_tries=max_tries)
 

@@ -255,12 +255,14 @@ class CTGAN(BaseGenerator):
             lr=self.generator_lr,
             betas=(0.5, 0.9),
             weight_decay=self.generator_decay,
+            fused=True,
         )
         self.d_optimizer_ = torch.optim.Adam(
             self.critic_.parameters(),
             lr=self.discriminator_lr,
             betas=(0.5, 0.9),
             weight_decay=self.discriminator_decay,
+            fused=True,
         )
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -337,7 +339,9 @@ class CTGAN(BaseGenerator):
         else:
             cond = torch.zeros(n, 0, device=data.device)
         logits, fake = self._fake(cond)
+        self.critic_.requires_grad_(False)  # the generator step needs no critic weight grads
         g_loss = -self.critic_(torch.cat([fake, cond], dim=1)).mean()
+        self.critic_.requires_grad_(True)
         if conds.n_columns:
             g_loss = g_loss + self._condition_loss(logits, column, category)
         self.g_optimizer_.zero_grad(set_to_none=True)

@@ -124,18 +124,31 @@ class NumericalEncoder:
         k = self.state.n_modes
         modes = block[:, 1 : 1 + k].argmax(axis=1)
         values = decode_modes(self.state, block[:, 0], modes)
+        if self.spec.nullable:
+            values[block[:, 1 + k + 1] > block[:, 1 + k]] = np.nan
+        return self.restore(values)
+
+    def restore(self, values: np.ndarray) -> pd.Series:
+        """Numbers (seconds for datetimes, NaN for null) -> the column's own values.
+
+        Clips to the schema bounds, rounds integers / fixed decimals / datetime
+        resolution, and restores the training dtype.
+        """
         spec = self.spec
+        values = np.asarray(values, dtype=np.float64).copy()
+        missing = np.isnan(values)
         if spec.kind == "datetime":
             low = pd.Timestamp(spec.min).value / _NS_PER_SECOND if spec.min else None
             high = pd.Timestamp(spec.max).value / _NS_PER_SECOND if spec.max else None
-            values = np.clip(values, low, high) if low is not None else values
-            ns = np.round(values * _NS_PER_SECOND / self.resolution_ns) * self.resolution_ns
-            missing = block[:, 1 + k + 1] > block[:, 1 + k] if spec.nullable else None
-            ns_int = ns.astype(np.int64)
-            out = pd.Series(pd.to_datetime(ns_int, unit="ns"), name=spec.name)
-            if missing is not None:
-                out[missing] = pd.NaT
-            if "UTC" in spec.dtype or "," in spec.dtype:
+            if low is not None and high is not None:
+                values = np.clip(values, low, high)
+            ns = np.round(np.nan_to_num(values) * _NS_PER_SECOND / self.resolution_ns)
+            out = pd.Series(
+                pd.to_datetime((ns * self.resolution_ns).astype(np.int64), unit="ns"),
+                name=spec.name,
+            )
+            out[missing] = pd.NaT
+            if "," in spec.dtype:
                 tz = spec.dtype.split(",", 1)[1].rstrip("]").strip()
                 out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
             return out
@@ -145,12 +158,7 @@ class NumericalEncoder:
             values = np.round(values)
         elif spec.decimals is not None:
             values = np.round(values, spec.decimals)
-        if spec.nullable:
-            missing = block[:, 1 + k + 1] > block[:, 1 + k]
-            values = values.copy()
-            values[missing] = np.nan
-        series = pd.Series(values, name=spec.name)
-        return _restore_dtype(series, spec.dtype)
+        return _restore_dtype(pd.Series(values, name=spec.name), spec.dtype)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.state is not None

@@ -124,8 +124,11 @@ class TableTransformer:
         matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(df), 0), np.float32)
         return torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
 
-    def decode(self, data: torch.Tensor | np.ndarray) -> pd.DataFrame:
-        """Decode rows (one-hot or scores in discrete spans: argmax is taken) to a frame."""
+    def decode(self, data: torch.Tensor | np.ndarray, seed: int | None = None) -> pd.DataFrame:
+        """Decode rows (one-hot or scores in discrete spans: argmax is taken) to a frame.
+
+        Decoding is deterministic here; ``seed`` exists for transforms that add noise.
+        """
         self._check_fitted()
         if isinstance(data, torch.Tensor):
             data = data.detach().to("cpu", torch.float32).numpy()
