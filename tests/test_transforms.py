@@ -71,6 +71,17 @@ def test_mode_normalizer_finds_separate_modes():
     assert np.abs(alpha).max() < 2
 
 
+def test_few_valued_numbers_are_one_hot_and_exact(adult_small):
+    transformer = TableTransformer().fit(adult_small)
+    roles = {(s.column, s.role) for s in transformer.spans}
+    assert ("education-num", "category") in roles and ("age", "alpha") in roles
+    noise = torch.randn(300, transformer.output_dim)
+    decoded = transformer.decode(noise)
+    assert set(decoded["education-num"]) <= set(adult_small["education-num"])
+    off = TableTransformer(discrete_max_values=0).fit(adult_small)
+    assert ("education-num", "alpha") in {(s.column, s.role) for s in off.spans}
+
+
 def test_constant_column_round_trips():
     frame = pd.DataFrame({"c": [5.0] * 20, "k": ["a"] * 20})
     transformer = TableTransformer().fit(frame)

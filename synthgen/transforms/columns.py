@@ -254,6 +254,40 @@ class CategoricalEncoder:
         self.categories = list(meta["categories"])
 
 
+class DiscreteNumericEncoder(CategoricalEncoder):
+    """A number with few distinct values (a 1-16 education level, a 0-8 count), one-hot.
+
+    A mixture of Gaussians smears such a column over neighbouring values and blurs its
+    exact links to other columns (education-num is a function of education); one-hot
+    over the observed values keeps both exact.
+    """
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        super().__init__(spec)
+        self.numbers = NumericalEncoder(spec)
+        self.categories = []
+
+    def fit(self, series: pd.Series, **_: Any) -> None:
+        numbers = self.numbers.to_numbers(series)
+        self.categories = sorted(float(v) for v in np.unique(numbers[~np.isnan(numbers)]))
+
+    @property
+    def has_null_slot(self) -> bool:
+        return self.spec.nullable or not self.categories
+
+    def codes(self, series: pd.Series) -> np.ndarray:
+        numbers = pd.Series(self.numbers.to_numbers(series), index=series.index)
+        return super().codes(numbers)
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        codes = block.argmax(axis=1)
+        lookup = np.array([*self.categories, np.nan], dtype=np.float64)
+        return self.numbers.restore(lookup[np.minimum(codes, len(self.categories))])
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.categories = [float(v) for v in meta["categories"]]
+
+
 class IdEncoder:
     """Identifiers carry no distribution: they are not encoded and are minted anew."""
 

@@ -17,7 +17,12 @@ from joblib import Parallel, delayed
 
 from synthgen.errors import ConfigError, DataError, NotFittedError
 from synthgen.schema import Schema
-from synthgen.transforms.columns import ENCODERS, NumericalEncoder, Span
+from synthgen.transforms.columns import (
+    ENCODERS,
+    DiscreteNumericEncoder,
+    NumericalEncoder,
+    Span,
+)
 
 
 class TableTransformer:
@@ -29,6 +34,10 @@ class TableTransformer:
         Upper bound of mixture components per numerical column.
     max_fit_rows:
         Rows subsampled for each mixture fit (the dominant preprocessing cost).
+    discrete_max_values:
+        Numerical columns with at most this many distinct values are one-hot encoded
+        over their values instead of mode-normalised (exact values and exact links to
+        other columns). 0 turns this off.
     max_categories:
         Refuse categorical columns wider than this (one-hot would not fit in memory);
         such columns are usually identifiers and should be declared ``kind="id"``.
@@ -42,12 +51,14 @@ class TableTransformer:
         self,
         max_components: int = 10,
         max_fit_rows: int = 5000,
+        discrete_max_values: int = 32,
         max_categories: int = 1000,
         n_jobs: int = 2,
         seed: int = 0,
     ) -> None:
         self.max_components = max_components
         self.max_fit_rows = max_fit_rows
+        self.discrete_max_values = discrete_max_values
         self.max_categories = max_categories
         self.n_jobs = n_jobs
         self.seed = seed
@@ -57,7 +68,7 @@ class TableTransformer:
         schema = Schema.infer(df) if schema is None else schema
         schema.validate(df)
         self.schema_ = schema
-        self.encoders_ = {spec.name: ENCODERS[spec.kind](spec) for spec in schema}
+        self.encoders_ = {spec.name: self._encoder_for(spec, df[spec.name]) for spec in schema}
         for name, encoder in self.encoders_.items():
             if encoder.__class__ is not NumericalEncoder:
                 encoder.fit(df[name])
@@ -82,6 +93,13 @@ class TableTransformer:
             )
         self._build_spans()
         return self
+
+    def _encoder_for(self, spec, series: pd.Series):
+        if spec.kind == "numerical" and self.discrete_max_values:
+            distinct = pd.to_numeric(series, errors="coerce").nunique()
+            if distinct <= self.discrete_max_values:
+                return DiscreteNumericEncoder(spec)
+        return ENCODERS[spec.kind](spec)
 
     def _build_spans(self) -> None:
         spans: list[Span] = []
@@ -152,6 +170,7 @@ class TableTransformer:
             "params": {
                 "max_components": self.max_components,
                 "max_fit_rows": self.max_fit_rows,
+                "discrete_max_values": self.discrete_max_values,
                 "max_categories": self.max_categories,
                 "n_jobs": self.n_jobs,
                 "seed": self.seed,
@@ -162,7 +181,7 @@ class TableTransformer:
         tensors: dict[str, torch.Tensor] = {}
         for index, (name, encoder) in enumerate(self.encoders_.items()):
             column_meta, arrays = encoder.state_dict()
-            meta["columns"][name] = column_meta
+            meta["columns"][name] = {**column_meta, "encoder": type(encoder).__name__}
             for key, array in arrays.items():
                 tensors[f"transform.{index}.{key}"] = torch.from_numpy(
                     np.asarray(array, np.float64)
@@ -178,7 +197,11 @@ class TableTransformer:
         transformer.schema_ = Schema.from_dict(meta["schema"])
         transformer.encoders_ = {}
         for index, spec in enumerate(transformer.schema_):
-            encoder = ENCODERS[spec.kind](spec)
+            kind = meta["columns"][spec.name].get("encoder")
+            if kind == DiscreteNumericEncoder.__name__:
+                encoder = DiscreteNumericEncoder(spec)
+            else:
+                encoder = ENCODERS[spec.kind](spec)
             prefix = f"transform.{index}."
             arrays = {
                 key[len(prefix) :]: value.numpy()
