@@ -16,19 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 
-from benchmarks.memory import MB, PeakRSS
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads).
-
-    On a shared machine wall-clock time also measures the neighbours; CPU time is the
-    work the fit itself did, so it is recorded next to the wall clock.
-    """
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
+from benchmarks.memory import MB, PeakRSS, cpu_seconds
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -46,9 +35,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     )
 
     with PeakRSS() as memory:
-        cpu_before = _cpu_seconds()
+        cpu_before = cpu_seconds()
         timing = runner.fit(train, schema)
-        fit_cpu_seconds = _cpu_seconds() - cpu_before
+        fit_cpu_seconds = cpu_seconds() - cpu_before
         start = time.perf_counter()
         synthetic = runner.sample(int(job["sample_rows"]), seed=seed + 1)
         sample_seconds = time.perf_counter() - start
@@ -73,13 +62,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "baseline_rss_mb": memory.baseline / MB,
     }
 
+    start = time.perf_counter()
     n_quality = len(quality_real)
     if len(synthetic) < n_quality:
         synthetic = runner.sample(n_quality, seed=seed + 2)
     result["quality_rows"] = n_quality
     result.update(quality_scores(quality_real, synthetic.iloc[:n_quality], schema))
+    result["quality_s"] = time.perf_counter() - start
 
     if job.get("holdout"):
+        start = time.perf_counter()
         holdout = pd.read_parquet(job["holdout"])
         utility_synthetic = (
             synthetic.iloc[: len(train)]
@@ -91,6 +83,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 train, utility_synthetic, holdout, schema, job["target"], job["task"], seed
             )
         )
+        result["utility_s"] = time.perf_counter() - start
     return result
 
 
