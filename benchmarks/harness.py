@@ -207,6 +207,7 @@ def run(config: BenchmarkConfig, echo: Any = print) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = pd.Timestamp.now(tz="UTC")
     load_before = os.getloadavg()
+    machine = machine_info()  # before any worker imports the code being measured
     results: list[dict[str, Any]] = []
     data_info: dict[str, Any] = {}
     total = len(config.datasets) * len(config.backends)
@@ -233,7 +234,7 @@ def run(config: BenchmarkConfig, echo: Any = print) -> dict[str, Any]:
         "finished_utc": pd.Timestamp.now(tz="UTC").isoformat(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "machine": machine_info(),
+        "machine": machine,
         "datasets": data_info,
         "results": results,
     }

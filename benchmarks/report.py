@@ -76,10 +76,10 @@ def _version(module: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -88,6 +88,19 @@ def _git_commit() -> str | None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_state() -> dict[str, Any]:
+    """HEAD and the uncommitted changes to the code being measured.
+
+    Taken when the run starts (workers import that code then): in a shared checkout the
+    generator code may be edited while a long run is in progress.
+    """
+    status = _git("status", "--porcelain", "--", "synthgen", "privacy")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_uncommitted": [line[3:] for line in (status or "").splitlines()],
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -106,7 +119,7 @@ def machine_info() -> dict[str, Any]:
             name: _version(name)
             for name in ("synthgen", "torch", "sdv", "ctgan", "rdt", "sdmetrics", "scikit-learn")
         },
-        "git_commit": _git_commit(),
+        **git_state(),
     }
 
 
@@ -216,7 +229,12 @@ def to_markdown(payload: dict[str, Any]) -> str:
                 f"- load average before / after: {_loads(payload['load_average_before'])} / "
                 f"{_loads(payload['load_average_after'])}",
                 "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v),
-                f"- git commit: {machine.get('git_commit')}",
+                f"- git commit at start: {machine.get('git_commit')}"
+                + (
+                    f" (uncommitted changes in: {', '.join(machine['git_uncommitted'])})"
+                    if machine.get("git_uncommitted")
+                    else ""
+                ),
                 "- data: "
                 + "; ".join(
                     f"{name}: {d['train_rows']} train rows"
