@@ -41,6 +41,7 @@ class BenchmarkConfig:
     max_rows: int | None = None
     utility: bool = False
     holdout_fraction: float = 0.2
+    threads: int | None = None
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +61,8 @@ class BenchmarkConfig:
         ):
             if value < 1:
                 raise ValueError(f"{label}={value} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads={self.threads} must be at least 1")
         if self.max_rows is not None and self.max_rows < 10:
             raise ValueError(f"max_rows={self.max_rows} is too small to train and score on")
 
@@ -141,11 +144,20 @@ def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
     )
 
 
-def _worker_env() -> dict[str, str]:
+#: Environment variables that size the thread pools of torch, OpenMP and BLAS.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _worker_env(threads: int | None = None) -> dict[str, str]:
     """The parent's environment with the repo root importable (benchmarks is not installed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("SYNTHGEN_NO_PROGRESS", "1")
+    if threads is not None:
+        # Pin every thread pool (torch/OpenMP, BLAS) of the worker: on a shared machine,
+        # pools sized to all cores oversubscribe and slow every backend down.
+        for name in THREAD_ENV:
+            env[name] = str(threads)
     return env
 
 
@@ -170,6 +182,7 @@ def run_backend(
         "batch_size": config.batch_size,
         "seed": config.seed,
         "device": config.device,
+        "threads": config.threads,
         "sample_rows": config.sample_rows,
         "result": str(result_path),
     }
@@ -179,7 +192,7 @@ def run_backend(
         process = subprocess.run(
             [sys.executable, "-m", "benchmarks.worker", str(job_path)],
             cwd=REPO_ROOT,
-            env=_worker_env(),
+            env=_worker_env(config.threads),
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,

@@ -24,6 +24,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("dataset", "dataset", "s"),
     ("backend", "backend", "s"),
     ("epochs", "epochs", "d"),
+    ("torch_threads", "threads", "d"),
     ("preprocessing_s", "preprocessing (s)", ".2f"),
     ("seconds_per_epoch", "s / epoch", ".3f"),
     ("fit_s", "fit total (s)", ".1f"),
@@ -113,6 +114,10 @@ def machine_info() -> dict[str, Any]:
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
         "torch_threads": torch.get_num_threads(),
+        "thread_env": {
+            name: os.environ.get(name)
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        },
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-rows", type=int, default=None, help="subsample each dataset to this many rows"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="pin torch/OpenMP/BLAS threads of every backend (default: library defaults)",
+    )
+    parser.add_argument(
         "--utility",
         action="store_true",
         help="hold out 20%% of real rows and add TSTR/TRTR HistGradientBoosting scores",
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         sample_rows=args.sample_rows,
         max_rows=args.max_rows,
         utility=args.utility,
+        threads=args.threads,
         command=command,
     )
     try:

@@ -20,12 +20,22 @@ import pandas as pd
 from benchmarks.memory import MB, PeakRSS, cpu_seconds
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Fit, time, sample and score one backend as described by ``job`` (see harness)."""
     from benchmarks.backends import make_runner
     from benchmarks.metrics import quality_scores, utility_scores
     from synthgen import Schema
 
+    if job.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(job["threads"]))
     schema = Schema.from_dict(json.loads(Path(job["schema"]).read_text()))
     train = pd.read_parquet(job["train"])
     quality_real = pd.read_parquet(job["quality_real"])
@@ -49,6 +59,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "train_rows": len(train),
         "epochs": timing.epochs,
         "batch_size": int(job["batch_size"]),
+        "torch_threads": _torch_threads(),
         "preprocessing_s": timing.preprocessing_seconds,
         "seconds_per_epoch": timing.seconds_per_epoch,
         "measured_epoch_s": timing.measured_epoch_seconds,

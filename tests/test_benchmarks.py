@@ -61,6 +61,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         sample_rows=2_000,
         max_rows=2_000,
         utility=True,
+        threads=1,
     )
     payload = run(config, echo=lambda _msg: None)
     return payload, out
@@ -89,6 +90,7 @@ def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
             assert 0 <= r[key] <= 1, (name, key)
         assert r["trtr_roc_auc"] > 0.75  # real data predicts income well; anything less is a bug
     assert by_backend["tvae"]["epochs"] == 2
+    assert {r["torch_threads"] for r in by_backend.values()} == {1}
     assert by_backend["tvae"]["seconds_per_epoch"] > 0
     assert by_backend["sdv:gaussiancopula"]["epochs"] is None
     assert by_backend["sdv:gaussiancopula"]["seconds_per_epoch"] is None
