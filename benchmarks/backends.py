@@ -106,16 +106,40 @@ class Runner:
 class SynthgenRunner(Runner):
     """A backend looked up by name in ``sg.BACKENDS``."""
 
-    def __init__(self, name: str, epochs: int, batch_size: int, seed: int, device: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        epochs: int,
+        batch_size: int,
+        seed: int,
+        device: str,
+        target: str | None = None,
+        use_defaults: bool = False,
+        time_budget: float | None = None,
+    ) -> None:
         import synthgen as sg
 
         self.name = name
         cls = sg.BACKENDS[name]
         params = cls._param_names()
-        kwargs: dict[str, Any] = {"batch_size": batch_size, "seed": seed, "device": device}
+        kwargs: dict[str, Any] = {"seed": seed, "device": device}
+        if not use_defaults:
+            kwargs["batch_size"] = batch_size
         if "progress" in params:
             kwargs["progress"] = False
-        self._epochs_param = "epochs" if "epochs" in params else "steps"
+        if time_budget is not None:
+            kwargs["max_training_time"] = time_budget
+        if target is not None and "target" in params:
+            # class-conditional backends (TabDDPM) model the label as the paper does
+            kwargs["target"] = target
+        if use_defaults:
+            # the backend's own training length, batch size and stopping rule
+            self._epochs_param = None
+        elif "steps" in params and "epochs" in params:
+            kwargs["steps"] = None  # --epochs decides the training length
+            self._epochs_param = "epochs"
+        else:
+            self._epochs_param = "epochs" if "epochs" in params else "steps"
         self._epochs = epochs
         self._batch_size = batch_size
         self._cls = cls
@@ -124,7 +148,9 @@ class SynthgenRunner(Runner):
 
     def fit(self, train: pd.DataFrame, schema: Any) -> FitTiming:
         kwargs = dict(self._kwargs)
-        if self._epochs_param == "epochs":
+        if self._epochs_param is None:
+            pass
+        elif self._epochs_param == "epochs":
             kwargs["epochs"] = self._epochs
         else:
             # Diffusion backends count optimisation steps: give them the same number of
@@ -249,12 +275,29 @@ class SDVRunner(Runner):
         return out[TABLE] if isinstance(out, dict) else out
 
 
-def make_runner(name: str, epochs: int, batch_size: int, seed: int, device: str) -> Runner:
-    """The adapter for backend ``name`` (``tvae`` ... or ``sdv:tvae`` ...)."""
+def make_runner(
+    name: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    target: str | None = None,
+    use_defaults: bool = False,
+    time_budget: float | None = None,
+) -> Runner:
+    """The adapter for backend ``name`` (``tvae`` ... or ``sdv:tvae`` ...).
+
+    ``target`` reaches synthgen backends that take one (class-conditional models);
+    ``use_defaults`` lets synthgen backends keep their own epochs/steps and batch size
+    (SDV baselines always get ``epochs`` and ``batch_size``); ``time_budget`` caps a
+    synthgen fit at that many seconds (``max_training_time``), for equal-wall-time rows.
+    """
     import synthgen as sg
 
     if name in SDV_SYNTHESIZERS:
         return SDVRunner(name, epochs, batch_size, seed, device)
     if name in sg.BACKENDS:
-        return SynthgenRunner(name, epochs, batch_size, seed, device)
+        return SynthgenRunner(
+            name, epochs, batch_size, seed, device, target, use_defaults, time_budget
+        )
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(known_backends())}")

@@ -50,8 +50,11 @@ def resample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     for c in out.columns:
         if pd.api.types.is_numeric_dtype(out[c]):
             jitter = rng.normal(0, 0.05 * (out[c].std() or 1.0), n)
-            out[c] = (out[c] + jitter).round().astype(out[c].dtype) \
-                if pd.api.types.is_integer_dtype(out[c]) else out[c] + jitter
+            out[c] = (
+                (out[c] + jitter).round().astype(out[c].dtype)
+                if pd.api.types.is_integer_dtype(out[c])
+                else out[c] + jitter
+            )
     for c in list(out.columns)[1:4]:
         out[c] = rng.permutation(out[c].to_numpy())
     return out
@@ -93,15 +96,22 @@ def main() -> None:
     holdout = resample(real, int(16_000 * scale), seed=2)
     schema = Schema.infer(real)
     results: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "sizes": {"real": len(real), "synthetic": len(syn), "holdout": len(holdout)},
     }
 
     # 1. full report
-    report, t_full = timed(lambda: evaluate(real, syn, holdout, target="income",
-                                            sensitive=["sex", "race"], schema=schema),
-                           "full_report")
+    report, t_full = timed(
+        lambda: evaluate(
+            real, syn, holdout, target="income", sensitive=["sex", "race"], schema=schema
+        ),
+        "full_report",
+    )
     results["full_report_s"] = round(t_full, 2)
     results["full_report_sections_s"] = report.meta["timings_s"]
     print(f"full report (all sections): {t_full:.1f} s  {report.meta['timings_s']}")
@@ -121,18 +131,25 @@ def main() -> None:
         md = sdv_metadata(schema)
         qr = QualityReport()
         QualityReport().generate(big_r.iloc[:1000], big_s.iloc[:1000], md, verbose=False)
-        _, t_sd_big = timed(lambda: qr.generate(big_r, big_s, md, verbose=False),
-                            "fidelity_100k_sdmetrics")
+        _, t_sd_big = timed(
+            lambda: qr.generate(big_r, big_s, md, verbose=False), "fidelity_100k_sdmetrics"
+        )
         results["fidelity_100k_sdmetrics_s"] = round(t_sd_big, 3)
         results["fidelity_100k_speedup"] = round(t_sd_big / t_ours_big, 1)
         results["fidelity_100k_speedup_cpu"] = round(
-            CPU["fidelity_100k_sdmetrics"] / max(CPU["fidelity_100k_ours"], 1e-9), 1)
-        print(f"fidelity {n_big} rows, sdmetrics QualityReport: {t_sd_big:.2f} s (best of 3) "
-              f"(ours {t_sd_big / t_ours_big:.1f}x faster)")
+            CPU["fidelity_100k_sdmetrics"] / max(CPU["fidelity_100k_ours"], 1e-9), 1
+        )
+        print(
+            f"fidelity {n_big} rows, sdmetrics QualityReport: {t_sd_big:.2f} s (best of 3) "
+            f"(ours {t_sd_big / t_ours_big:.1f}x faster)"
+        )
 
         # 3. SDMetrics on the Adult sizes of (1)
-        _, t_sd_q = timed(lambda: QualityReport().generate(real, syn, md, verbose=False),
-                          "adult_quality_sdmetrics", 3)
+        _, t_sd_q = timed(
+            lambda: QualityReport().generate(real, syn, md, verbose=False),
+            "adult_quality_sdmetrics",
+            3,
+        )
         _, t_our_q = timed(lambda: fidelity(real, syn, schema), "adult_quality_ours", 3)
         results["adult_quality_sdmetrics_s"] = round(t_sd_q, 2)
         results["adult_quality_ours_s"] = round(t_our_q, 3)
@@ -145,10 +162,16 @@ def main() -> None:
 
         _, t_sd_slice = timed(sd_dcr, "dcr_slice_sdmetrics")
         t_sd_dcr = t_sd_slice * len(syn) / n_slice
-        _, t_our_slice = timed(lambda: (nearest_distances(part, real, schema),
-                                        nearest_distances(part, holdout, schema)))
-        _, t_our_dcr = timed(lambda: (nearest_distances(syn, real, schema),
-                                      nearest_distances(syn, holdout, schema)), "dcr_full_ours")
+        _, t_our_slice = timed(
+            lambda: (
+                nearest_distances(part, real, schema),
+                nearest_distances(part, holdout, schema),
+            )
+        )
+        _, t_our_dcr = timed(
+            lambda: (nearest_distances(syn, real, schema), nearest_distances(syn, holdout, schema)),
+            "dcr_full_ours",
+        )
         results["dcr_slice_rows"] = n_slice
         results["dcr_slice_sdmetrics_s"] = round(t_sd_slice, 2)
         results["dcr_slice_ours_s"] = round(t_our_slice, 3)
@@ -156,9 +179,11 @@ def main() -> None:
         results["dcr_full_ours_s"] = round(t_our_dcr, 2)
         results["sdmetrics_quality_plus_dcr_s"] = round(t_sd_q + t_sd_dcr, 0)
         print(f"adult QualityReport: sdmetrics {t_sd_q:.1f} s, ours {t_our_q:.2f} s")
-        print(f"DCR on {n_slice} synthetic rows: sdmetrics {t_sd_slice:.1f} s, ours "
-              f"{t_our_slice:.2f} s; all rows: sdmetrics ~{t_sd_dcr:.0f} s (extrapolated), "
-              f"ours {t_our_dcr:.1f} s")
+        print(
+            f"DCR on {n_slice} synthetic rows: sdmetrics {t_sd_slice:.1f} s, ours "
+            f"{t_our_slice:.2f} s; all rows: sdmetrics ~{t_sd_dcr:.0f} s (extrapolated), "
+            f"ours {t_our_dcr:.1f} s"
+        )
 
     # 4. 50k x 50k nearest neighbours
     n_nn = int(50_000 * scale)

@@ -42,6 +42,8 @@ class BenchmarkConfig:
     utility: bool = False
     holdout_fraction: float = 0.2
     threads: int | None = None
+    backend_defaults: bool = False
+    time_budget: float | None = None
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -183,6 +185,8 @@ def run_backend(
         "seed": config.seed,
         "device": config.device,
         "threads": config.threads,
+        "backend_defaults": config.backend_defaults,
+        "time_budget": config.time_budget,
         "sample_rows": config.sample_rows,
         "result": str(result_path),
     }

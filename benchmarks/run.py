@@ -74,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="pin torch/OpenMP/BLAS threads of every backend (default: library defaults)",
     )
     parser.add_argument(
+        "--backend-defaults",
+        action="store_true",
+        help="synthgen backends keep their own epochs/steps, batch size and early stopping "
+        "(SDV baselines still get --epochs/--batch-size)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds: stop every synthgen fit after this long (max_training_time), for "
+        "comparisons at equal wall time; give a large --epochs with it",
+    )
+    parser.add_argument(
         "--utility",
         action="store_true",
         help="hold out 20%% of real rows and add TSTR/TRTR HistGradientBoosting scores",
@@ -98,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         max_rows=args.max_rows,
         utility=args.utility,
         threads=args.threads,
+        backend_defaults=args.backend_defaults,
+        time_budget=args.time_budget,
         command=command,
     )
     try:

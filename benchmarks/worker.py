@@ -41,7 +41,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     quality_real = pd.read_parquet(job["quality_real"])
     seed = int(job["seed"])
     runner = make_runner(
-        job["backend"], int(job["epochs"]), int(job["batch_size"]), seed, job["device"]
+        job["backend"],
+        int(job["epochs"]),
+        int(job["batch_size"]),
+        seed,
+        job["device"],
+        target=job["target"] if job.get("task") == "classification" else None,
+        use_defaults=bool(job.get("backend_defaults")),
+        time_budget=job.get("time_budget"),
     )
 
     with PeakRSS() as memory:
@@ -58,7 +65,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "status": "ok",
         "train_rows": len(train),
         "epochs": timing.epochs,
-        "batch_size": int(job["batch_size"]),
+        "batch_size": getattr(getattr(runner, "model", None), "batch_size", None)
+        or int(job["batch_size"]),
+        "backend_defaults": bool(job.get("backend_defaults")),
+        "time_budget_s": job.get("time_budget"),
         "torch_threads": _torch_threads(),
         "preprocessing_s": timing.preprocessing_seconds,
         "seconds_per_epoch": timing.seconds_per_epoch,

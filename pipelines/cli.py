@@ -53,6 +53,24 @@ def _backend(name: str):
     return BACKENDS[key]
 
 
+def _training_options(
+    backend: str, epochs: int | None, steps: int | None, batch_size: int | None, target: str | None
+) -> dict:
+    """Only the options the user gave, checked against what the backend accepts."""
+    from synthgen.errors import ConfigError
+
+    params = _backend(backend)._param_names()
+    given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "target": target}
+    options = {k: v for k, v in given.items() if v is not None}
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise ConfigError(f"backend {backend!r} does not take {flags}")
+    if epochs is not None and steps is None and "steps" in params:
+        options["steps"] = None  # --epochs given: it decides the length, not default steps
+    return options
+
+
 @app.command()
 @friendly_errors
 def demo(
@@ -76,10 +94,18 @@ def demo(
 @friendly_errors
 def fit(
     data: Path = typer.Argument(..., help="Training table (.csv or .parquet)."),
-    backend: str = typer.Option("tvae", help="Generator backend."),
+    backend: str = typer.Option("tvae", help="Generator backend (tvae, ctgan, tabddpm, ...)."),
     out_path: Path = typer.Option(Path("model.synth"), "--out", help="Model file to write."),
-    epochs: int = typer.Option(300, help="Training epochs."),
-    batch_size: int = typer.Option(500, help="Rows per optimisation step."),
+    epochs: int | None = typer.Option(None, help="Training epochs (default: the backend's)."),
+    steps: int | None = typer.Option(
+        None, help="Optimisation steps, for backends sized in steps (tabddpm)."
+    ),
+    batch_size: int | None = typer.Option(
+        None, help="Rows per optimisation step (default: the backend's)."
+    ),
+    target: str | None = typer.Option(
+        None, help="Column a class-conditional backend (tabddpm) conditions on."
+    ),
     seed: int = typer.Option(0, help="Seed for a reproducible model."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     schema_path: Path | None = typer.Option(
@@ -92,7 +118,9 @@ def fit(
 
     frame = read_table(data)
     schema = Schema.from_json(str(schema_path)) if schema_path else None
-    model = _backend(backend)(epochs=epochs, batch_size=batch_size, seed=seed, device=device)
+    model = _backend(backend)(
+        **_training_options(backend, epochs, steps, batch_size, target), seed=seed, device=device
+    )
     start = time.perf_counter()
     model.fit(frame, schema=schema)
     model.save(str(out_path))

@@ -33,8 +33,7 @@ def read_table(path: Path, argument: str, na_values: list[str] | None = None) ->
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read {argument} file {str(path)!r}: {first}") from None
-    raise DataError(f"{argument} file {str(path)!r} has extension {suffix!r}; use .csv or "
-                    ".parquet")
+    raise DataError(f"{argument} file {str(path)!r} has extension {suffix!r}; use .csv or .parquet")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,18 +44,21 @@ def register(app: typer.Typer) -> None:
         real: Path = typer.Option(..., "--real", help="Real (training) table, .csv or .parquet"),
         synthetic: Path = typer.Option(..., "--synthetic", help="Synthetic table"),
         out: Path = typer.Option(..., "--out", help="Report path: .html or .json"),
-        holdout: Path | None = typer.Option(None, "--holdout",
-                                            help="Real rows the generator never saw"),
+        holdout: Path | None = typer.Option(
+            None, "--holdout", help="Real rows the generator never saw"
+        ),
         target: str | None = typer.Option(None, "--target", help="Label column for utility"),
-        sensitive: str | None = typer.Option(None, "--sensitive",
-                                             help="Comma-separated sensitive columns"),
-        metrics: str = typer.Option("all", "--metrics",
-                                    help="'all' or comma-separated sections"),
+        sensitive: str | None = typer.Option(
+            None, "--sensitive", help="Comma-separated sensitive columns"
+        ),
+        metrics: str = typer.Option("all", "--metrics", help="'all' or comma-separated sections"),
         seed: int = typer.Option(0, "--seed"),
-        na_values: str | None = typer.Option(None, "--na-values",
-                                             help="Extra CSV null markers, e.g. '?'"),
-        augmentation: bool = typer.Option(False, "--augmentation",
-                                          help="Also score real+synthetic training"),
+        na_values: str | None = typer.Option(
+            None, "--na-values", help="Extra CSV null markers, e.g. '?'"
+        ),
+        augmentation: bool = typer.Option(
+            False, "--augmentation", help="Also score real+synthetic training"
+        ),
     ) -> None:
         """Score a synthetic table (fidelity, detection, utility, FID, bias, privacy)."""
         from evaluation import evaluate
@@ -71,8 +73,16 @@ def register(app: typer.Typer) -> None:
             real_df = read_table(real, "--real", nas)
             syn_df = read_table(synthetic, "--synthetic", nas)
             hold_df = read_table(holdout, "--holdout", nas) if holdout is not None else None
-            report = evaluate(real_df, syn_df, hold_df, target=target, sensitive=sensitive,
-                              metrics=metrics, seed=seed, utility_augmentation=augmentation)
+            report = evaluate(
+                real_df,
+                syn_df,
+                hold_df,
+                target=target,
+                sensitive=sensitive,
+                metrics=metrics,
+                seed=seed,
+                utility_augmentation=augmentation,
+            )
             if suffix == ".json":
                 report.to_json(out)
             else:
@@ -80,8 +90,13 @@ def register(app: typer.Typer) -> None:
         except SynthgenError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
-        shown = ("fidelity.overall", "detection.score", "fid.tabular", "privacy.dcr_share",
-                 "privacy.mia_auc")
+        shown = (
+            "fidelity.overall",
+            "detection.score",
+            "fid.tabular",
+            "privacy.dcr_share",
+            "privacy.mia_auc",
+        )
         for name in shown:
             if name in report.scores:
                 typer.echo(f"{name}: {report.scores[name]:.4f}")

@@ -8,7 +8,7 @@ syn = model.sample(10_000, seed=1)
 
 from synthgen import datasets, errors
 from synthgen.augment import augment
-from synthgen.backends import BACKENDS, CTGAN, TVAE, BaseGenerator, TabularAR
+from synthgen.backends import BACKENDS, CTGAN, TVAE, BaseGenerator, TabDDPM, TabularAR
 from synthgen.errors import SynthgenError
 from synthgen.io import load_model
 from synthgen.schema import ColumnSpec, Schema
@@ -20,6 +20,7 @@ __all__ = [
     "BACKENDS",
     "CTGAN",
     "TVAE",
+    "TabDDPM",
     "TabularAR",
     "BaseGenerator",
     "ColumnSpec",

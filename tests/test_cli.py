@@ -58,3 +58,26 @@ def test_sample_does_not_leave_partial_files(tmp_path, adult_small):
     result = runner.invoke(app, ["sample", str(model), "-n", "5", "--out", str(tmp_path / "x.txt")])
     assert result.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.synth", "train.parquet"]
+
+
+def test_fit_tabddpm_with_steps_and_target(tmp_path, adult_small):
+    data = tmp_path / "train.csv"
+    adult_small.head(600).to_csv(data, index=False)
+    model = tmp_path / "m.synth"
+    args = ["fit", str(data), "--backend", "tabddpm", "--steps", "3", "--target", "income"]
+    result = runner.invoke(app, [*args, "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "syn.csv"
+    result = runner.invoke(app, ["sample", str(model), "-n", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 20
+
+
+def test_fit_rejects_options_the_backend_does_not_take(tmp_path, adult_small):
+    data = tmp_path / "train.csv"
+    adult_small.head(100).to_csv(data, index=False)
+    model = tmp_path / "m.synth"
+    args = ["fit", str(data), "--backend", "tvae", "--steps", "3", "--out", str(model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "does not take --steps" in result.output
+    assert not model.exists()

@@ -176,3 +176,12 @@ def test_one_row_per_batch_edge_and_tiny_frames():
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
     synthetic = sg.TVAE(epochs=2, batch_size=2, device="cpu").fit(frame).sample(10)
     assert set(synthetic["c"]) <= {"a", "b"} and synthetic["x"].between(1, 3).all()
+
+
+def test_time_budget_stops_training_and_bad_budgets_are_refused(adult_small):
+    model = sg.TVAE(epochs=10_000, max_training_time=1.0, device="cpu", seed=0)
+    log = model.fit(adult_small).training_log
+    assert log.stopped_early and len(log.epochs) < 10_000
+    for bad in (0, -5.0, float("nan")):
+        with pytest.raises(ConfigError, match="max_training_time"):
+            sg.TVAE(max_training_time=bad).fit(adult_small)

@@ -2,6 +2,7 @@
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.ctgan import CTGAN
+from synthgen.backends.tabddpm import TabDDPM
 from synthgen.backends.tabular_ar import TabularAR
 from synthgen.backends.tvae import TVAE
 
@@ -9,6 +10,7 @@ BACKENDS: dict[str, type[BaseGenerator]] = {
     "tvae": TVAE,
     "ctgan": CTGAN,
     "tabular_ar": TabularAR,
+    "tabddpm": TabDDPM,
 }
 
-__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator", "TabularAR"]
+__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator", "TabDDPM", "TabularAR"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,6 +66,7 @@ class BaseGenerator:
         progress: bool | None = None,
         transformer_options: dict[str, Any] | None = None,
         num_threads: int | None = None,
+        max_training_time: float | None = None,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -78,6 +80,7 @@ class BaseGenerator:
         self.progress = progress
         self.transformer_options = transformer_options
         self.num_threads = num_threads
+        self.max_training_time = max_training_time
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -126,6 +129,11 @@ class BaseGenerator:
             )
         if self.num_threads is not None and int(self.num_threads) < 1:
             raise ConfigError(f"num_threads={self.num_threads!r} must be a positive integer")
+        if self.max_training_time is not None and not float(self.max_training_time) > 0:
+            raise ConfigError(
+                f"max_training_time={self.max_training_time!r} must be a positive number of "
+                "seconds or None"
+            )
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("checkpoint_every needs checkpoint_dir=<folder>")
 
@@ -152,9 +160,18 @@ class BaseGenerator:
     def _validation_loss(self, data: torch.Tensor) -> float:  # pragma: no cover
         raise NotImplementedError
 
+    def _epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs to run; backends sized in optimisation steps convert here."""
+        return int(self.epochs)
+
     def _should_stop(self) -> bool:
-        """Checked after every epoch; backends with a time budget override it."""
+        """Checked after every epoch; backends with their own stopping rule override it."""
         return False
+
+    def _out_of_time(self) -> bool:
+        """``max_training_time`` (seconds since ``fit`` was called) has run out."""
+        deadline = getattr(self, "_deadline", None)
+        return deadline is not None and time.perf_counter() >= deadline
 
     def _end_of_epoch(self, losses: dict[str, float]) -> None:
         """Called with the epoch's losses (e.g. to step a learning-rate schedule)."""
@@ -184,6 +201,13 @@ class BaseGenerator:
         machine run faster on one thread than on several competing ones.
         """
         self._check_params()
+        # the budget covers preprocessing too: it is what a caller waits for
+        self._started = time.perf_counter()
+        self._deadline = (
+            None
+            if self.max_training_time is None
+            else self._started + float(self.max_training_time)
+        )
         if self.num_threads is None:
             return self._fit(df, schema, resume)
         previous = torch.get_num_threads()
@@ -234,11 +258,12 @@ class BaseGenerator:
                 f"{self.batch_multiple} rows per batch"
             )
         steps = max(1, n // batch) if n % batch < self.batch_multiple else math.ceil(n / batch)
+        epochs = self._epochs_for(steps)
         with (
             timer() as fit_time,
-            EpochProgress(self.epochs, type(self).__name__, show_progress(self.progress)) as bar,
+            EpochProgress(epochs, type(self).__name__, show_progress(self.progress)) as bar,
         ):
-            for epoch in range(start_epoch, self.epochs):
+            for epoch in range(start_epoch, epochs):
                 with timer() as epoch_time:
                     for module in self._modules().values():
                         module.train()
@@ -267,7 +292,7 @@ class BaseGenerator:
                         best_state = self._weights_copy()
                 if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
                     self._save_checkpoint(epoch + 1, stopper)
-                if stop or self._should_stop():
+                if stop or self._should_stop() or self._out_of_time():
                     log.stopped_early = True
                     break
         if stopper is not None and best_state is not None:

@@ -20,7 +20,6 @@ log-likelihood.
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -131,7 +130,6 @@ class TabularAR(BaseGenerator):
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-5,
         flexible_share: float = 0.5,
-        max_training_time: float | None = None,
         bins: int = 64,
         positions: int = 16,
         max_exact_values: int = 128,
@@ -155,7 +153,6 @@ class TabularAR(BaseGenerator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.flexible_share = flexible_share
-        self.max_training_time = max_training_time
         self.bins = bins
         self.positions = positions
         self.max_exact_values = max_exact_values
@@ -165,8 +162,6 @@ class TabularAR(BaseGenerator):
         super()._check_params()
         if not 0.0 <= float(self.flexible_share) <= 1.0:
             raise ConfigError(f"flexible_share={self.flexible_share!r} must be in [0, 1]")
-        if self.max_training_time is not None and float(self.max_training_time) <= 0:
-            raise ConfigError("max_training_time must be a positive number of seconds")
         if int(self.bins) < 2 or int(self.positions) < 1:
             raise ConfigError("bins must be >= 2 and positions >= 1")
 
@@ -179,10 +174,6 @@ class TabularAR(BaseGenerator):
             "rare_min_count": int(self.rare_min_count),
         }
         self.transformer_options = {**options, **(self.transformer_options or {})}
-        self._out_of_time = False
-        self._deadline = (
-            None if self.max_training_time is None else time.perf_counter() + self.max_training_time
-        )
         return super().fit(df, schema=schema, resume=resume)
 
     # ------------------------------------------------------------------ networks
@@ -245,8 +236,6 @@ class TabularAR(BaseGenerator):
         self.optimizer_.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer_.step()
-        if self._deadline is not None and time.perf_counter() > self._deadline:
-            self._out_of_time = True
         return {"loss": loss.detach()}
 
     def _validation_loss(self, data: torch.Tensor) -> float:
@@ -260,9 +249,6 @@ class TabularAR(BaseGenerator):
 
     def _end_of_epoch(self, losses: dict[str, float]) -> None:
         self.scheduler_.step(losses.get("val_loss", losses["loss"]))
-
-    def _should_stop(self) -> bool:
-        return bool(getattr(self, "_out_of_time", False))
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -8,7 +8,7 @@ the right activation and loss to each part without knowing about column kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,16 @@ from synthgen.transforms.numerical import (
 )
 
 _NS_PER_SECOND = 1_000_000_000
+#: Datetime units tried, coarsest first, when guessing the resolution of a column.
+_DATETIME_UNITS_NS = (
+    86_400 * _NS_PER_SECOND,
+    3600 * _NS_PER_SECOND,
+    60 * _NS_PER_SECOND,
+    _NS_PER_SECOND,
+    1_000_000,
+    1_000,
+    1,
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,46 @@ def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+class ColumnEncoder(Protocol):
+    """What ``TableTransformer`` needs from a per-column encoder."""
+
+    #: True when ``fit`` is the slow mixture fit, which the transformer runs in threads as
+    #: ``fit(series, max_components, max_fit_rows, seed)``. Otherwise the transformer calls
+    #: ``fit(series, max_fit_rows=..., seed=...)`` and the encoder ignores unused keywords.
+    fits_mixture: ClassVar[bool]
+    spec: ColumnSpec
+
+    def fit(self, series: pd.Series, *args: Any, **kwargs: Any) -> None: ...
+
+    def widths(self) -> list[tuple[str, int]]: ...
+
+    def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray: ...
+
+    def decode(self, block: np.ndarray) -> pd.Series: ...
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None: ...
+
+
+#: Encoder classes by class name: saved transforms name each column's encoder, and
+#: ``TableTransformer.from_state_dict`` rebuilds it from here.
+ENCODER_REGISTRY: dict[str, type] = {}
+
+_E = TypeVar("_E", bound=type)
+
+
+def register_encoder(cls: _E) -> _E:
+    """Class decorator: make an encoder loadable from a saved transform by its name."""
+    ENCODER_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+@register_encoder
 class NumericalEncoder:
     """Mode-specific normalisation plus a null indicator; also serves datetimes."""
+
+    fits_mixture: ClassVar[bool] = True
 
     def __init__(self, spec: ColumnSpec) -> None:
         self.spec = spec
@@ -79,22 +127,33 @@ class NumericalEncoder:
         present = numbers[~np.isnan(numbers)]
         if len(present) == 0:
             present = np.zeros(1)
-        if self.spec.kind == "datetime":
-            ns = (present * _NS_PER_SECOND).astype(np.int64)
-            for unit in (
-                86_400 * _NS_PER_SECOND,
-                3600 * _NS_PER_SECOND,
-                60 * _NS_PER_SECOND,
-                _NS_PER_SECOND,
-                1_000_000,
-                1_000,
-                1,
-            ):
-                if np.all(ns % unit == 0):
-                    self.resolution_ns = unit
-                    break
+        self.fit_resolution(present)
         self.fill_value = float(np.median(present))
         self.state = fit_mode_normalizer(present, max_components, max_fit_rows, seed)
+
+    def fit_resolution(self, present: np.ndarray) -> None:
+        """Datetimes: remember the coarsest unit every value is a multiple of.
+
+        Decoded datetimes are rounded to it, so a date column stays a date column.
+        ``present`` holds the non-null values in seconds; other kinds are left at 1 ns.
+        """
+        if self.spec.kind != "datetime":
+            return
+        ns = (present * _NS_PER_SECOND).astype(np.int64)
+        for unit in _DATETIME_UNITS_NS:
+            if np.all(ns % unit == 0):
+                self.resolution_ns = unit
+                break
+
+    def missing_mask(self, numbers: np.ndarray) -> np.ndarray:
+        """Null positions of ``numbers``; refuses nulls in a column fitted without them."""
+        missing = np.isnan(numbers)
+        if missing.any() and not self.spec.nullable:
+            raise DataError(
+                f"column {self.spec.name!r} has {int(missing.sum())} null(s) but was fitted "
+                "without nulls; set its schema nullable=True and fit again"
+            )
+        return missing
 
     def widths(self) -> list[tuple[str, int]]:
         assert self.state is not None
@@ -106,12 +165,7 @@ class NumericalEncoder:
     def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
         assert self.state is not None
         numbers = self.to_numbers(series)
-        missing = np.isnan(numbers)
-        if missing.any() and not self.spec.nullable:
-            raise DataError(
-                f"column {self.spec.name!r} has {int(missing.sum())} null(s) but was fitted "
-                "without nulls; set its schema nullable=True and fit again"
-            )
+        missing = self.missing_mask(numbers)
         filled = np.where(missing, self.fill_value, numbers)
         alpha, modes = encode_modes(self.state, filled, rng)
         blocks = [alpha.astype(np.float32)[:, None], _one_hot(modes, self.state.n_modes)]
@@ -186,8 +240,11 @@ def _restore_dtype(series: pd.Series, dtype: str) -> pd.Series:
         return series
 
 
+@register_encoder
 class CategoricalEncoder:
     """One-hot over the known categories; null is one more category when allowed."""
+
+    fits_mixture: ClassVar[bool] = False
 
     def __init__(self, spec: ColumnSpec) -> None:
         self.spec = spec
@@ -254,6 +311,7 @@ class CategoricalEncoder:
         self.categories = list(meta["categories"])
 
 
+@register_encoder
 class DiscreteNumericEncoder(CategoricalEncoder):
     """A number with few distinct values (a 1-16 education level, a 0-8 count), one-hot.
 
@@ -288,8 +346,11 @@ class DiscreteNumericEncoder(CategoricalEncoder):
         self.categories = [float(v) for v in meta["categories"]]
 
 
+@register_encoder
 class IdEncoder:
     """Identifiers carry no distribution: they are not encoded and are minted anew."""
+
+    fits_mixture: ClassVar[bool] = False
 
     def __init__(self, spec: ColumnSpec) -> None:
         self.spec = spec
@@ -319,7 +380,8 @@ class IdEncoder:
         return None
 
 
-ENCODERS = {
+#: Default encoder class of each column kind.
+ENCODERS: dict[str, type] = {
     "numerical": NumericalEncoder,
     "datetime": NumericalEncoder,
     "categorical": CategoricalEncoder,

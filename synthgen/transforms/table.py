@@ -8,19 +8,20 @@ frame's columns and dtypes. Backends only see tensors and the list of ``Span``s.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
 
-from synthgen.errors import ConfigError, DataError, NotFittedError
-from synthgen.schema import Schema
+from synthgen.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from synthgen.schema import ColumnSpec, Schema
 from synthgen.transforms.columns import (
+    ENCODER_REGISTRY,
     ENCODERS,
+    ColumnEncoder,
     DiscreteNumericEncoder,
-    NumericalEncoder,
     Span,
 )
 
@@ -45,7 +46,14 @@ class TableTransformer:
         Parallel mixture fits (threads).
     seed:
         Seeds the mixture fits and the posterior sampling of modes.
+
+    Subclasses change how columns are encoded through ``kind_encoders`` and
+    ``_make_encoder``, and add their own constructor arguments to ``_params``; fitting,
+    spans, encode / decode and persistence are shared.
     """
+
+    #: Encoder class of each column kind (few-valued numbers aside, see ``_encoder_for``).
+    kind_encoders: ClassVar[dict[str, type]] = ENCODERS
 
     def __init__(
         self,
@@ -68,10 +76,12 @@ class TableTransformer:
         schema = Schema.infer(df) if schema is None else schema
         schema.validate(df)
         self.schema_ = schema
-        self.encoders_ = {spec.name: self._encoder_for(spec, df[spec.name]) for spec in schema}
-        for name, encoder in self.encoders_.items():
-            if encoder.__class__ is not NumericalEncoder:
-                encoder.fit(df[name])
+        self.encoders_: dict[str, ColumnEncoder] = {
+            spec.name: self._encoder_for(spec, df[spec.name]) for spec in schema
+        }
+        for index, (name, encoder) in enumerate(self.encoders_.items()):
+            if not encoder.fits_mixture:
+                encoder.fit(df[name], max_fit_rows=self.max_fit_rows, seed=self.seed + index)
                 width = sum(w for _, w in encoder.widths())
                 if width > self.max_categories:
                     raise ConfigError(
@@ -79,7 +89,7 @@ class TableTransformer:
                         f"max_categories={self.max_categories}; declare it as an identifier "
                         f"(schema.set_kind({name!r}, 'id')) or raise max_categories"
                     )
-        numeric = [n for n, e in self.encoders_.items() if isinstance(e, NumericalEncoder)]
+        numeric = [n for n, e in self.encoders_.items() if e.fits_mixture]
 
         def fit_one(index: int, name: str) -> None:
             self.encoders_[name].fit(
@@ -94,12 +104,27 @@ class TableTransformer:
         self._build_spans()
         return self
 
-    def _encoder_for(self, spec, series: pd.Series):
+    def _encoder_for(self, spec: ColumnSpec, series: pd.Series) -> ColumnEncoder:
         if spec.kind == "numerical" and self.discrete_max_values:
             distinct = pd.to_numeric(series, errors="coerce").nunique()
             if distinct <= self.discrete_max_values:
-                return DiscreteNumericEncoder(spec)
-        return ENCODERS[spec.kind](spec)
+                return self._make_encoder(DiscreteNumericEncoder, spec)
+        return self._make_encoder(self.kind_encoders[spec.kind], spec)
+
+    def _make_encoder(self, encoder_class: type, spec: ColumnSpec) -> ColumnEncoder:
+        """Instantiate an encoder; subclasses pass their own options to theirs here."""
+        return encoder_class(spec)
+
+    def _params(self) -> dict[str, Any]:
+        """Constructor arguments, saved so that ``from_state_dict`` rebuilds the same object."""
+        return {
+            "max_components": self.max_components,
+            "max_fit_rows": self.max_fit_rows,
+            "discrete_max_values": self.discrete_max_values,
+            "max_categories": self.max_categories,
+            "n_jobs": self.n_jobs,
+            "seed": self.seed,
+        }
 
     def _build_spans(self) -> None:
         spans: list[Span] = []
@@ -167,14 +192,7 @@ class TableTransformer:
         """JSON-safe description plus named float64 tensors (no pickle anywhere)."""
         self._check_fitted()
         meta: dict[str, Any] = {
-            "params": {
-                "max_components": self.max_components,
-                "max_fit_rows": self.max_fit_rows,
-                "discrete_max_values": self.discrete_max_values,
-                "max_categories": self.max_categories,
-                "n_jobs": self.n_jobs,
-                "seed": self.seed,
-            },
+            "params": self._params(),
             "schema": self.schema_.to_dict(),
             "columns": {},
         }
@@ -197,11 +215,17 @@ class TableTransformer:
         transformer.schema_ = Schema.from_dict(meta["schema"])
         transformer.encoders_ = {}
         for index, spec in enumerate(transformer.schema_):
-            kind = meta["columns"][spec.name].get("encoder")
-            if kind == DiscreteNumericEncoder.__name__:
-                encoder = DiscreteNumericEncoder(spec)
+            name = meta["columns"][spec.name].get("encoder")
+            if name is None:
+                encoder_class = transformer.kind_encoders[spec.kind]
+            elif name in ENCODER_REGISTRY:
+                encoder_class = ENCODER_REGISTRY[name]
             else:
-                encoder = ENCODERS[spec.kind](spec)
+                raise ModelFileError(
+                    f"column {spec.name!r} was saved with encoder {name!r}, which this synthgen "
+                    f"does not know (known: {sorted(ENCODER_REGISTRY)}); upgrade synthgen"
+                )
+            encoder = transformer._make_encoder(encoder_class, spec)
             prefix = f"transform.{index}."
             arrays = {
                 key[len(prefix) :]: value.numpy()

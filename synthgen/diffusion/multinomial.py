@@ -1,0 +1,120 @@
+"""Multinomial diffusion for one-hot groups (Hoogeboom et al. 2021), as in TabDDPM.
+
+Forward: each category survives with probability ``ab_t`` and is otherwise replaced by
+a uniform draw over the group's ``K`` categories:
+``q(x_t | x_0) = Cat(ab_t x_0 + (1 - ab_t) / K)``. The network predicts ``x_0``
+(logits); the reverse move ``t -> s`` is the posterior
+
+    q(x_s | x_t, x_0)  ∝  (a x_t + (1 - a) / K)  *  (ab_s x_0 + (1 - ab_s) / K),
+    a = ab_t / ab_s,
+
+with the predicted ``x_0`` distribution plugged in. The training loss is the KL between
+the true and the predicted posterior of the previous step; at ``t = 1`` it is the
+negative log-likelihood of ``x_0`` (the same formula with ``ab_0 = 1``).
+
+Groups of different widths are handled together: ``SpanLayout`` buckets them into
+padded ``(batch, groups, width)`` tensors; padding has probability 0 everywhere.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from synthgen.backends.spans import SpanLayout
+
+_TINY = 1e-30
+
+
+class MultinomialDiffusion:
+    """Vectorised forward noise, posterior, loss and sampling over all one-hot groups."""
+
+    def __init__(self, layout: SpanLayout) -> None:
+        self.layout = layout
+        self.buckets = layout.buckets
+        # categories per group, shaped to broadcast over (batch, groups, width)
+        self.sizes = [(~b.pad).sum(dim=1).to(torch.float32)[None, :, None] for b in self.buckets]
+        self.valid = [(~b.pad).to(torch.float32)[None] for b in self.buckets]
+        self.n_groups = layout.n_discrete
+
+    # -- moving between the encoded row and padded group tensors
+    def split(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """One-hot groups of ``rows`` as padded ``(batch, groups, width)`` tensors."""
+        return [b.gather(rows, 0.0) for b in self.buckets]
+
+    def split_logits(self, out: torch.Tensor) -> list[torch.Tensor]:
+        return [b.gather(out, float("-inf")) for b in self.buckets]
+
+    def merge(self, rows: torch.Tensor, groups: list[torch.Tensor]) -> torch.Tensor:
+        """Write group tensors back into the encoded rows (in place, also returned)."""
+        for bucket, group in zip(self.buckets, groups, strict=True):
+            rows[:, bucket.index[~bucket.pad]] = group[:, ~bucket.pad]
+        return rows
+
+    # -- the processes
+    def marginal(self, x0: list[torch.Tensor], alpha_bar: torch.Tensor) -> list[torch.Tensor]:
+        """Probabilities of ``q(x_t | x_0)``; ``alpha_bar`` has shape ``(batch, 1, 1)``."""
+        return [
+            (alpha_bar * g + (1 - alpha_bar) / k) * v
+            for g, k, v in zip(x0, self.sizes, self.valid, strict=True)
+        ]
+
+    def posterior(
+        self,
+        xt: list[torch.Tensor],
+        x0: list[torch.Tensor],
+        alpha_bar_t: torch.Tensor,
+        alpha_bar_s: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """Probabilities of ``q(x_s | x_t, x_0)``; ``x0`` may be a distribution."""
+        alpha_ts = alpha_bar_t / alpha_bar_s
+        out = []
+        for g_t, g_0, k, v in zip(xt, x0, self.sizes, self.valid, strict=True):
+            likelihood = alpha_ts * g_t + (1 - alpha_ts) / k
+            prior = alpha_bar_s * g_0 + (1 - alpha_bar_s) / k
+            unnormalised = likelihood * prior * v
+            out.append(unnormalised / unnormalised.sum(dim=-1, keepdim=True).clamp_min(_TINY))
+        return out
+
+    @staticmethod
+    def predicted_x0(logits: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [torch.softmax(scores, dim=-1) for scores in logits]
+
+    def sample(
+        self, probs: list[torch.Tensor], generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """One-hot draws from group probabilities (Gumbel-max, padding never chosen)."""
+        out = []
+        for p in probs:
+            u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+            gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
+            scores = torch.log(p.clamp_min(_TINY)).masked_fill(p <= 0, float("-inf"))
+            choice = (scores + gumbel).argmax(dim=-1)
+            out.append(torch.nn.functional.one_hot(choice, p.shape[-1]).to(p.dtype))
+        return out
+
+    def uniform(self, n: int, device: torch.device) -> list[torch.Tensor]:
+        """The ``t = T`` prior: every category of a group equally likely."""
+        pairs = zip(self.valid, self.sizes, strict=True)
+        return [(v / k).expand(n, -1, -1).to(device) for v, k in pairs]
+
+    def loss(
+        self,
+        x0: list[torch.Tensor],
+        xt: list[torch.Tensor],
+        logits: list[torch.Tensor],
+        alpha_bar_t: torch.Tensor,
+        alpha_bar_s: torch.Tensor,
+    ) -> torch.Tensor:
+        """KL(q(x_s | x_t, x_0) || p(x_s | x_t)) summed over groups, per row ``(batch,)``."""
+        true_post = self.posterior(xt, x0, alpha_bar_t, alpha_bar_s)
+        model_post = self.posterior(xt, self.predicted_x0(logits), alpha_bar_t, alpha_bar_s)
+        total = x0[0].new_zeros(x0[0].shape[0]) if x0 else torch.zeros(0)
+        for q, p in zip(true_post, model_post, strict=True):
+            kl = torch.xlogy(q, q) - q * torch.log(p.clamp_min(_TINY))
+            total = total + kl.sum(dim=(1, 2))
+        return total
+
+    def to(self, device: torch.device) -> MultinomialDiffusion:
+        self.sizes = [k.to(device) for k in self.sizes]
+        self.valid = [v.to(device) for v in self.valid]
+        return self
