@@ -34,6 +34,21 @@ def test_tokens_round_trip_categories_and_exact_values(adult_small):
     assert decoded.dtypes.equals(adult_small.dtypes)
 
 
+def test_point_masses_of_binned_numbers_get_their_own_bin():
+    """70% exact zeros plus a continuous tail: zeros decode as zeros, the tail stays put."""
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(5000) < 0.7, 0.0, rng.exponential(100.0, 5000))
+    values[:10] = 250.0  # a second, interior value repeated enough to fill a quantile
+    values[10:400] = 250.0
+    frame = pd.DataFrame({"seconds": values})
+    tokens = TokenTransformer(bins=32, positions=8).fit(frame)
+    decoded = tokens.decode(tokens.encode(frame), seed=0)["seconds"].to_numpy()
+    assert np.isclose((decoded == 0).mean(), (values == 0).mean())
+    assert np.isclose((decoded == 250.0).mean(), (values == 250.0).mean())
+    tail = values > 0
+    assert np.all(np.abs(decoded[tail] - values[tail]) <= 0.2 * values[tail] + 30)
+
+
 def test_rare_categories_share_one_token(adult_small):
     tokenizer = TokenTransformer(rare_min_count=5).fit(adult_small)
     column = next(c for c in tokenizer.columns_ if c.name == "native-country")

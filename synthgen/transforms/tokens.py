@@ -10,7 +10,10 @@ Each column becomes one or two integer tokens ("sub-columns"):
   value, so their distribution is reproduced exactly;
 - other numerical / datetime columns: a quantile-bin token (null is one more) then a
   within-bin position token; decoding places the value uniformly inside the chosen
-  sub-interval, so resolution is ``bins x positions`` quantiles;
+  sub-interval, so resolution is ``bins x positions`` quantiles. A value holding more
+  than one bin's share of the rows (a point mass, e.g. 0 in a "seconds on page"
+  column) gets a zero-width bin of its own, so it is reproduced exactly instead of
+  being smeared over a bin;
 - identifiers: no tokens; minted anew like the other backends do.
 """
 
@@ -51,6 +54,20 @@ class ColumnTokens:
         if self.kind == "binned":
             return [len(self.edges) - 1 + int(self.null_token), self.positions]  # null: last
         return []
+
+
+def _bin_edges(present: np.ndarray, bins: int) -> np.ndarray:
+    """Quantile bin edges; a value repeated across quantiles becomes a zero-width bin.
+
+    Collapsing repeated quantiles to one edge would fold a point mass into the bin
+    above it; keeping it twice gives it its own bin ``[v, v]``.
+    """
+    quantiles = np.quantile(present, np.linspace(0, 1, bins + 1))
+    values, counts = np.unique(quantiles, return_counts=True)
+    edges = np.repeat(values, np.minimum(counts, 2))
+    if len(edges) == 1:  # a constant column: one zero-width bin
+        edges = np.repeat(edges, 2)
+    return edges
 
 
 class TokenTransformer:
@@ -119,11 +136,10 @@ class TokenTransformer:
             return ColumnTokens(
                 spec.name, "exact", vocab=[float(v) for v in unique], null_token=spec.nullable
             )
-        edges = np.unique(np.quantile(present, np.linspace(0, 1, self.bins + 1)))
         return ColumnTokens(
             spec.name,
             "binned",
-            edges=[float(e) for e in edges],
+            edges=[float(e) for e in _bin_edges(present, self.bins)],
             positions=self.positions,
             null_token=spec.nullable,
         )
@@ -211,6 +227,11 @@ class TokenTransformer:
         edges = np.asarray(column.edges)
         filled = np.nan_to_num(numbers, nan=edges[0])
         bins = np.clip(np.searchsorted(edges, filled, side="right") - 1, 0, len(edges) - 2)
+        # a point mass is a zero-width bin [v, v] just before the bin [v, next) that
+        # searchsorted lands in; move exact hits of v back into it
+        previous = np.maximum(bins - 1, 0)
+        point = (bins > 0) & (edges[previous] == edges[previous + 1]) & (filled == edges[previous])
+        bins = np.where(point, previous, bins)
         low, high = edges[bins], edges[bins + 1]
         width = np.where(high > low, high - low, 1.0)
         pos = np.clip(
