@@ -52,7 +52,7 @@ def _edges(series: pd.Series, kind: str) -> np.ndarray | None:
     values = numeric_values(series)
     if np.isnan(values).all():
         return None
-    edges = np.unique(np.nanquantile(values, [0, .25, .5, .75, 1]))
+    edges = np.unique(np.nanquantile(values, [0, 0.25, 0.5, 0.75, 1]))
     edges[0], edges[-1] = -np.inf, np.inf
     return edges
 
@@ -131,23 +131,32 @@ def bias(
             table["rows_real"] = counts_r.reindex(table.index).fillna(0).astype(int)
             table["rows_synthetic"] = counts_s.reindex(table.index).fillna(0).astype(int)
             both = table.dropna(subset=["target_rate_real", "target_rate_synthetic"])
-            both = both[(both["rows_real"] >= MIN_GROUP_ROWS)
-                        & (both["rows_synthetic"] >= MIN_GROUP_ROWS)]
+            both = both[
+                (both["rows_real"] >= MIN_GROUP_ROWS) & (both["rows_synthetic"] >= MIN_GROUP_ROWS)
+            ]
             out_r = _outcome(real, target, task, positive)
             out_s = _outcome(synthetic, target, task, positive)
             var_r = out_r.groupby(g_r).var(ddof=0).reindex(both.index)
             var_s = out_s.groupby(g_s).var(ddof=0).reindex(both.index)
-            se = math.hypot(_extreme_se(both["target_rate_real"], var_r, both["rows_real"]),
-                            _extreme_se(both["target_rate_synthetic"], var_s,
-                                        both["rows_synthetic"]))
+            se = math.hypot(
+                _extreme_se(both["target_rate_real"], var_r, both["rows_real"]),
+                _extreme_se(both["target_rate_synthetic"], var_s, both["rows_synthetic"]),
+            )
             scale = 1.0 if task == "classification" else float(out_r.std() or 1.0)
             margin = max(tolerance * scale, 2.0 * se)
-            gap_r = float(both["target_rate_real"].max() - both["target_rate_real"].min()) \
-                if len(both) else math.nan
-            gap_s = float(both["target_rate_synthetic"].max()
-                          - both["target_rate_synthetic"].min()) if len(both) else math.nan
-            scores[f"bias.{col}.target_rate_max_diff"] = float(
-                table["target_rate_diff"].abs().max()) if len(both) else math.nan
+            gap_r = (
+                float(both["target_rate_real"].max() - both["target_rate_real"].min())
+                if len(both)
+                else math.nan
+            )
+            gap_s = (
+                float(both["target_rate_synthetic"].max() - both["target_rate_synthetic"].min())
+                if len(both)
+                else math.nan
+            )
+            scores[f"bias.{col}.target_rate_max_diff"] = (
+                float(table["target_rate_diff"].abs().max()) if len(both) else math.nan
+            )
             scores[f"bias.{col}.target_gap_real"] = gap_r
             scores[f"bias.{col}.target_gap_synthetic"] = gap_s
             flag = bool(gap_s > gap_r + margin) if not math.isnan(gap_r + gap_s) else False
@@ -156,8 +165,12 @@ def bias(
         table.insert(0, "group", table.index.astype(str))
         table.insert(0, "column", col)
         group_rows.append(table.reset_index(drop=True))
-        if run is not None and run.task == "classification" and "tstr" in run.predictions \
-                and "trtr" in run.predictions:
+        if (
+            run is not None
+            and run.task == "classification"
+            and "tstr" in run.predictions
+            and "trtr" in run.predictions
+        ):
             g_test = _groups(run.test[col], kind, edges).to_numpy()
             names, sizes = np.unique(g_test, return_counts=True)
             keep = np.isin(g_test, names[sizes >= MIN_GROUP_ROWS])
@@ -179,13 +192,17 @@ def bias(
                 margin = max(tolerance, 2.0 * math.hypot(ses["trtr"][i], ses["tstr"][i]))
                 flag = bool(vals["tstr"][i] > vals["trtr"][i] + margin)
                 widened += flag
-                name = "demographic_parity_difference" if metric == "dp_diff" \
+                name = (
+                    "demographic_parity_difference"
+                    if metric == "dp_diff"
                     else "equalized_odds_difference"
+                )
                 fair_rows.append((col, name, vals["trtr"][i], vals["tstr"][i], margin, flag))
     scores["bias.widened_gaps"] = float(widened)
     details = {
         "bias.groups": pd.concat(group_rows, ignore_index=True) if group_rows else pd.DataFrame(),
-        "bias.gaps": pd.DataFrame(fair_rows, columns=["column", "measure", "real", "synthetic",
-                                                      "margin", "widened"]),
+        "bias.gaps": pd.DataFrame(
+            fair_rows, columns=["column", "measure", "real", "synthetic", "margin", "widened"]
+        ),
     }
     return scores, details

@@ -36,11 +36,16 @@ def _dp_info(dp: Any) -> dict[str, Any] | None:
     elif isinstance(dp, tuple | list) and len(dp) == 2:
         info = {"epsilon": dp[0], "delta": dp[1]}
     elif hasattr(dp, "epsilon"):
-        info = {k: getattr(dp, k) for k in dir(dp)
-                if not k.startswith("_") and not callable(getattr(dp, k))}
+        info = {
+            k: getattr(dp, k)
+            for k in dir(dp)
+            if not k.startswith("_") and not callable(getattr(dp, k))
+        }
     else:
-        raise ConfigError(f"dp must be a PrivacySpent, a dict with 'epsilon' and 'delta' or an "
-                          f"(epsilon, delta) pair, got {type(dp).__name__}")
+        raise ConfigError(
+            f"dp must be a PrivacySpent, a dict with 'epsilon' and 'delta' or an "
+            f"(epsilon, delta) pair, got {type(dp).__name__}"
+        )
     if "epsilon" not in info or "delta" not in info:
         raise ConfigError(f"dp information needs 'epsilon' and 'delta', got keys {sorted(info)}")
     return info
@@ -108,8 +113,10 @@ def evaluate(
     for section in sections:
         start = time.perf_counter()
         if small and section in ("detection", "alpha_precision", "utility", "fid"):
-            skipped[section] = (f"needs at least {MIN_MODEL_ROWS} real and synthetic rows "
-                                f"(got {len(real)} and {len(synthetic)})")
+            skipped[section] = (
+                f"needs at least {MIN_MODEL_ROWS} real and synthetic rows "
+                f"(got {len(real)} and {len(synthetic)})"
+            )
             continue
         if section == "fidelity":
             from evaluation.fidelity import fidelity
@@ -120,8 +127,9 @@ def evaluate(
         elif section == "detection":
             from evaluation.detection import detection
 
-            scores, details = detection(real, synthetic, encoder, max_rows=detection_rows,
-                                        seed=seed, n_jobs=n_jobs)
+            scores, details = detection(
+                real, synthetic, encoder, max_rows=detection_rows, seed=seed, n_jobs=n_jobs
+            )
         elif section == "alpha_precision":
             from evaluation.alpha_precision import alpha_precision
 
@@ -133,18 +141,28 @@ def evaluate(
                 continue
             from evaluation.utility import utility
 
-            scores, details, run = utility(real, synthetic, holdout, target, schema, encoder,
-                                           augmentation=utility_augmentation, seed=seed,
-                                           n_jobs=n_jobs)
+            scores, details, run = utility(
+                real,
+                synthetic,
+                holdout,
+                target,
+                schema,
+                encoder,
+                augmentation=utility_augmentation,
+                seed=seed,
+                n_jobs=n_jobs,
+            )
         elif section == "fid":
             from evaluation.fid import fid
 
             x_r, x_s = encoded()
             y = None
             if fid_mlp and target is not None:
-                y = real[target].astype(str).to_numpy(dtype=object) \
-                    if schema[target].kind != "numerical" \
+                y = (
+                    real[target].astype(str).to_numpy(dtype=object)
+                    if schema[target].kind != "numerical"
                     else real[target].to_numpy(dtype="float64")
+                )
             with model_threads(n_jobs):
                 scores, details = fid(x_r, x_s, seed=seed, y_real=y, mlp=fid_mlp), {}
         elif section == "bias":
@@ -153,13 +171,15 @@ def evaluate(
                 continue
             from evaluation.bias import bias
 
-            scores, details = bias(real, synthetic, sensitive_cols, schema, target, run,
-                                   tolerance=bias_tolerance)
+            scores, details = bias(
+                real, synthetic, sensitive_cols, schema, target, run, tolerance=bias_tolerance
+            )
         else:  # privacy
             from evaluation.privacy_risk import privacy_risk
 
-            scores, details = privacy_risk(real, synthetic, holdout, schema,
-                                           max_rows=privacy_rows, seed=seed)
+            scores, details = privacy_risk(
+                real, synthetic, holdout, schema, max_rows=privacy_rows, seed=seed
+            )
             if holdout is None:
                 skipped["privacy.dcr_share"] = "no holdout given: DCR share and MIA need one"
         report.scores.update(scores)
@@ -169,10 +189,14 @@ def evaluate(
         report.scores["dp.epsilon"] = float(dp_info["epsilon"])
         report.scores["dp.delta"] = float(dp_info["delta"])
         report.details["dp.accounting"] = pd.DataFrame(
-            {"field": list(dp_info), "value": [str(x) for x in dp_info.values()]})
+            {"field": list(dp_info), "value": [str(x) for x in dp_info.values()]}
+        )
     report.meta = {
-        "rows": {"real": len(real), "synthetic": len(synthetic),
-                 "holdout": None if holdout is None else len(holdout)},
+        "rows": {
+            "real": len(real),
+            "synthetic": len(synthetic),
+            "holdout": None if holdout is None else len(holdout),
+        },
         "columns": {s.name: s.kind for s in schema},
         "target": target,
         "sensitive": sensitive_cols,
@@ -182,6 +206,5 @@ def evaluate(
         "timings_s": timings,
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
-    report.scores = {k: (float(x) if x is not None else math.nan)
-                     for k, x in report.scores.items()}
+    report.scores = {k: (float(x) if x is not None else math.nan) for k, x in report.scores.items()}
     return report

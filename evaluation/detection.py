@@ -49,8 +49,10 @@ def detection(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for i, (tr, te) in enumerate(splitter.split(x, y)):
         model = HistGradientBoostingClassifier(
-            max_iter=100, categorical_features=np.array(mask, dtype=bool) if mask else None,
-            early_stopping=False, random_state=seed,
+            max_iter=100,
+            categorical_features=np.array(mask, dtype=bool) if mask else None,
+            early_stopping=False,
+            random_state=seed,
         )
         with model_threads(n_jobs):
             model.fit(x[tr], y[tr])

@@ -46,8 +46,13 @@ def kid_and_prc(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dict[
         kid = kid_features_to_metric(
             torch.from_numpy(real.astype("float32")),
             torch.from_numpy(synthetic.astype("float32")),
-            kid_subsets=KID_SUBSETS, kid_subset_size=subset, verbose=False, rng_seed=seed,
-            kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+            kid_subsets=KID_SUBSETS,
+            kid_subset_size=subset,
+            verbose=False,
+            rng_seed=seed,
+            kid_kernel="poly",
+            kid_kernel_poly_degree=3,
+            kid_kernel_poly_gamma=None,
             kid_kernel_poly_coef0=1,
         )
         out["fid.kid_mean"] = float(kid["kernel_inception_distance_mean"])
@@ -56,8 +61,9 @@ def kid_and_prc(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dict[
         rng = np.random.default_rng(seed)
         r = torch.from_numpy(_subsample(real, PRC_ROWS, rng).astype("float32"))
         s = torch.from_numpy(_subsample(synthetic, PRC_ROWS, rng).astype("float32"))
-        prc = prc_features_to_metric(s, r, prc_neighborhood=3, prc_batch_size=2048,
-                                     save_cpu_ram=True, verbose=False)
+        prc = prc_features_to_metric(
+            s, r, prc_neighborhood=3, prc_batch_size=2048, save_cpu_ram=True, verbose=False
+        )
         out["fid.precision"] = float(prc["precision"])
         out["fid.recall"] = float(prc["recall"])
         out["fid.f_score"] = float(prc["f_score"])
@@ -65,7 +71,10 @@ def kid_and_prc(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dict[
 
 
 def mlp_features(
-    x_real: np.ndarray, y_real: np.ndarray, others: list[np.ndarray], seed: int = 0,
+    x_real: np.ndarray,
+    y_real: np.ndarray,
+    others: list[np.ndarray],
+    seed: int = 0,
     max_rows: int = 10_000,
 ) -> list[np.ndarray]:
     """Penultimate-layer activations of an MLP trained on real rows to predict the target."""
@@ -81,8 +90,9 @@ def mlp_features(
         y = (y - y.mean()) / (y.std() or 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 60 epochs are enough features
-        model = cls(hidden_layer_sizes=(64, 32), max_iter=60, random_state=seed,
-                    early_stopping=False).fit(x_real[idx], y)
+        model = cls(
+            hidden_layer_sizes=(64, 32), max_iter=60, random_state=seed, early_stopping=False
+        ).fit(x_real[idx], y)
 
     def hidden(x: np.ndarray) -> np.ndarray:
         h = x.astype("float64")

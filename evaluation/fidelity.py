@@ -54,8 +54,13 @@ def sdv_metadata(schema: Schema) -> dict[str, Any]:
     """SDV/SDMetrics single-table metadata dict describing ``schema``."""
     columns: dict[str, Any] = {}
     for spec in schema:
-        sdtype = {"numerical": "numerical", "categorical": "categorical", "boolean": "boolean",
-                  "datetime": "datetime", "id": "id"}[spec.kind]
+        sdtype = {
+            "numerical": "numerical",
+            "categorical": "categorical",
+            "boolean": "boolean",
+            "datetime": "datetime",
+            "id": "id",
+        }[spec.kind]
         columns[spec.name] = {"sdtype": sdtype}
     return {"columns": columns}
 
@@ -136,8 +141,12 @@ def column_shapes(
             score = ks_complement(coded.cont_real[name], coded.cont_syn[name])
             rows.append((name, spec.kind, "KSComplement", score))
         elif spec.kind in DISCRETE:
-            score = _tv_from_codes(coded.codes_real[name], coded.codes_syn[name],
-                                   coded.sizes[name], coded.null_code[name])
+            score = _tv_from_codes(
+                coded.codes_real[name],
+                coded.codes_syn[name],
+                coded.sizes[name],
+                coded.null_code[name],
+            )
             rows.append((name, spec.kind, "TVComplement", score))
     return pd.DataFrame(rows, columns=["column", "kind", "metric", "score"])
 
@@ -206,7 +215,7 @@ class _Coded:
                 both = pd.concat([real[name], synthetic[name]], ignore_index=True)
                 codes, uniques = pd.factorize(both, use_na_sentinel=False)
                 self.codes_real[name] = codes[: len(real)].astype("int64")
-                self.codes_syn[name] = codes[len(real):].astype("int64")
+                self.codes_syn[name] = codes[len(real) :].astype("int64")
                 self.sizes[name] = max(len(uniques), 1)
                 nulls = np.nonzero(pd.isna(uniques))[0]
                 self.null_code[name] = int(nulls[0]) if len(nulls) else -1
@@ -276,12 +285,26 @@ def pair_trends(
         if cont_a and cont_b:
             constant = min(coded.unique[a], coded.unique[b]) == 1
             if constant:
-                rows.append((a, b, "CorrelationSimilarity", math.nan, math.nan, math.nan,
-                             math.nan, math.nan, False))
+                rows.append(
+                    (
+                        a,
+                        b,
+                        "CorrelationSimilarity",
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        False,
+                    )
+                )
                 continue
             r_real, r_syn = coded.pearson(a, b, False), coded.pearson(a, b, True)
-            sim = 1 - abs(r_real - r_syn) / 2 if not (math.isnan(r_real) or math.isnan(r_syn)) \
+            sim = (
+                1 - abs(r_real - r_syn) / 2
+                if not (math.isnan(r_real) or math.isnan(r_syn))
                 else math.nan
+            )
             meets = (not math.isnan(r_real)) and abs(r_real) > correlation_threshold
             if correlation_threshold <= 0:
                 meets = True
@@ -298,12 +321,22 @@ def pair_trends(
             else:
                 meets = True
             score = sim if meets else math.nan
-            rows.append((a, b, "ContingencySimilarity", score, sim, math.nan, math.nan, assoc,
-                         meets))
+            rows.append(
+                (a, b, "ContingencySimilarity", score, sim, math.nan, math.nan, assoc, meets)
+            )
     return pd.DataFrame(
         rows,
-        columns=["column_1", "column_2", "metric", "score", "similarity", "real_correlation",
-                 "synthetic_correlation", "real_association", "meets_threshold"],
+        columns=[
+            "column_1",
+            "column_2",
+            "metric",
+            "score",
+            "similarity",
+            "real_correlation",
+            "synthetic_correlation",
+            "real_association",
+            "meets_threshold",
+        ],
     )
 
 

@@ -112,21 +112,26 @@ def _scorecard(scores: dict[str, float]) -> str:
             continue
         value = scores[name]
         cls = _grade(name, value, higher, good, warn)
-        cards.append(f'<div class="card {cls}" data-score="{_esc(name)}"><div class="n">'
-                     f'{_esc(label)}</div><div class="v">{_esc(_fmt(value))}</div>'
-                     f'<div class="h">{_esc(name)}</div></div>')
+        cards.append(
+            f'<div class="card {cls}" data-score="{_esc(name)}"><div class="n">'
+            f'{_esc(label)}</div><div class="v">{_esc(_fmt(value))}</div>'
+            f'<div class="h">{_esc(name)}</div></div>'
+        )
     utility = sorted(k for k in scores if k.startswith("utility.tstr_"))
     for key in utility[:3]:
-        metric = key[len("utility.tstr_"):]
+        metric = key[len("utility.tstr_") :]
         trtr = scores.get(f"utility.trtr_{metric}", math.nan)
-        cards.append(f'<div class="card" data-score="{_esc(key)}"><div class="n">Utility '
-                     f'{_esc(metric)}: TSTR / TRTR</div><div class="v">{_esc(_fmt(scores[key]))}'
-                     f' / {_esc(_fmt(trtr))}</div><div class="h">{_esc(key)}</div></div>')
+        cards.append(
+            f'<div class="card" data-score="{_esc(key)}"><div class="n">Utility '
+            f'{_esc(metric)}: TSTR / TRTR</div><div class="v">{_esc(_fmt(scores[key]))}'
+            f' / {_esc(_fmt(trtr))}</div><div class="h">{_esc(key)}</div></div>'
+        )
     return '<section id="scorecard">' + "".join(cards) + "</section>"
 
 
-def _table(df: pd.DataFrame, table_id: str, flag_column: str | None = None,
-           hidden: bool = False) -> str:
+def _table(
+    df: pd.DataFrame, table_id: str, flag_column: str | None = None, hidden: bool = False
+) -> str:
     if df is None or len(df) == 0:
         return '<p class="note">No rows.</p>'
     head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
@@ -136,11 +141,16 @@ def _table(df: pd.DataFrame, table_id: str, flag_column: str | None = None,
         cells = "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row.tolist())
         body.append(f'<tr class="flag">{cells}</tr>' if flag else f"<tr>{cells}</tr>")
     cls = ' class="hidden"' if hidden else ""
-    out = f'<table id="{_esc(table_id)}"{cls}><thead><tr>{head}</tr></thead><tbody>' \
-          + "".join(body) + "</tbody></table>"
+    out = (
+        f'<table id="{_esc(table_id)}"{cls}><thead><tr>{head}</tr></thead><tbody>'
+        + "".join(body)
+        + "</tbody></table>"
+    )
     if hidden:
-        out = (f'<button class="toggle" data-target="{_esc(table_id)}">show / hide '
-               f"{len(df)} rows</button>") + out
+        out = (
+            f'<button class="toggle" data-target="{_esc(table_id)}">show / hide '
+            f"{len(df)} rows</button>"
+        ) + out
     return out
 
 
@@ -154,26 +164,34 @@ def _svg_dist(name: str, plot: dict[str, Any], score: float | None) -> str:
     n = len(real)
     top = max(max(real, default=0), max(syn, default=0)) or 1.0
     bw = (w - 2 * pad) / max(n, 1)
-    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">'
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#999"/>']
+    parts = [
+        f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">'
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#999"/>'
+    ]
     for i in range(n):
         x = pad + i * bw
         for j, (vals, color) in enumerate(((real, REAL), (syn, SYN))):
             bh = (h - 2 * pad) * vals[i] / top
-            parts.append(f'<rect x="{x + j * bw / 2:.1f}" y="{h - pad - bh:.1f}" '
-                         f'width="{max(bw / 2 - 0.5, 0.5):.1f}" height="{bh:.1f}" '
-                         f'fill="{color}" opacity="0.85"><title>{j and "synthetic" or "real"}: '
-                         f'{vals[i]:.3f}</title></rect>')
+            parts.append(
+                f'<rect x="{x + j * bw / 2:.1f}" y="{h - pad - bh:.1f}" '
+                f'width="{max(bw / 2 - 0.5, 0.5):.1f}" height="{bh:.1f}" '
+                f'fill="{color}" opacity="0.85"><title>{j and "synthetic" or "real"}: '
+                f"{vals[i]:.3f}</title></rect>"
+            )
     if plot["type"] == "hist":
         lo, hi = plot["edges"][0], plot["edges"][-1]
-        parts.append(f'<text x="{pad}" y="{h - 4}" font-size="10">{_esc(lo)}</text>'
-                     f'<text x="{w - pad}" y="{h - 4}" font-size="10" text-anchor="end">'
-                     f'{_esc(hi)}</text>')
+        parts.append(
+            f'<text x="{pad}" y="{h - 4}" font-size="10">{_esc(lo)}</text>'
+            f'<text x="{w - pad}" y="{h - 4}" font-size="10" text-anchor="end">'
+            f"{_esc(hi)}</text>"
+        )
     else:
         cats = plot["categories"]
-        parts.append(f'<text x="{pad}" y="{h - 4}" font-size="10">{_esc(str(cats[0])[:18])}'
-                     f'</text><text x="{w - pad}" y="{h - 4}" font-size="10" text-anchor="end">'
-                     f'{len(cats)} categories</text>')
+        parts.append(
+            f'<text x="{pad}" y="{h - 4}" font-size="10">{_esc(str(cats[0])[:18])}'
+            f'</text><text x="{w - pad}" y="{h - 4}" font-size="10" text-anchor="end">'
+            f"{len(cats)} categories</text>"
+        )
     parts.append("</svg>")
     return f'<div class="plot"><h3>{title}</h3>{"".join(parts)}</div>'
 
@@ -184,13 +202,18 @@ def _heatmap(matrix: dict[str, Any]) -> str:
         return '<p class="note">No column pairs.</p>'
     cell, left, top = 22, 150, 150
     size = len(cols) * cell
-    parts = [f'<svg id="pair-heatmap" width="{left + size + 10}" height="{top + size + 10}" '
-             f'role="img">']
+    parts = [
+        f'<svg id="pair-heatmap" width="{left + size + 10}" height="{top + size + 10}" role="img">'
+    ]
     for i, c in enumerate(cols):
-        parts.append(f'<text x="{left - 4}" y="{top + i * cell + 15}" font-size="11" '
-                     f'text-anchor="end">{_esc(str(c)[:22])}</text>')
-        parts.append(f'<text transform="translate({left + i * cell + 15},{top - 4}) '
-                     f'rotate(-60)" font-size="11">{_esc(str(c)[:22])}</text>')
+        parts.append(
+            f'<text x="{left - 4}" y="{top + i * cell + 15}" font-size="11" '
+            f'text-anchor="end">{_esc(str(c)[:22])}</text>'
+        )
+        parts.append(
+            f'<text transform="translate({left + i * cell + 15},{top - 4}) '
+            f'rotate(-60)" font-size="11">{_esc(str(c)[:22])}</text>'
+        )
     for i, row in enumerate(values):
         for j, v in enumerate(row):
             if v is None:
@@ -199,9 +222,11 @@ def _heatmap(matrix: dict[str, Any]) -> str:
                 t = max(0.0, min(1.0, v * 4))  # 0.25 difference is already full red
                 g = int(255 - 180 * t)
                 fill, label = f"rgb(255,{g},{g})", f"{v:.3f}"
-            parts.append(f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell - 1}" '
-                         f'height="{cell - 1}" fill="{fill}"><title>{_esc(cols[i])} / '
-                         f'{_esc(cols[j])}: {label}</title></rect>')
+            parts.append(
+                f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell - 1}" '
+                f'height="{cell - 1}" fill="{fill}"><title>{_esc(cols[i])} / '
+                f"{_esc(cols[j])}: {label}</title></rect>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -217,32 +242,42 @@ def render(report: Any) -> str:
         f"<style>{CSS}</style></head><body><main>",
         "<h1>Synthetic data evaluation</h1>",
         f'<div class="meta">real {_esc(rows.get("real"))} rows, synthetic '
-        f'{_esc(rows.get("synthetic"))} rows, holdout {_esc(rows.get("holdout"))} rows; '
-        f'target {_esc(meta.get("target"))}; sensitive {_esc(meta.get("sensitive"))}; '
-        f'seed {_esc(meta.get("seed"))}; created {_esc(meta.get("created"))}</div>',
+        f"{_esc(rows.get('synthetic'))} rows, holdout {_esc(rows.get('holdout'))} rows; "
+        f"target {_esc(meta.get('target'))}; sensitive {_esc(meta.get('sensitive'))}; "
+        f"seed {_esc(meta.get('seed'))}; created {_esc(meta.get('created'))}</div>",
         _scorecard(s),
         '<pre id="js-errors" class="note"></pre>',
     ]
     if meta.get("skipped"):
-        out.append("<p class='note'>Skipped: " + "; ".join(
-            f"{_esc(k)} ({_esc(v)})" for k, v in meta["skipped"].items()) + "</p>")
+        out.append(
+            "<p class='note'>Skipped: "
+            + "; ".join(f"{_esc(k)} ({_esc(v)})" for k, v in meta["skipped"].items())
+            + "</p>"
+        )
     out.append("<h2>All scores</h2>")
-    out.append(_table(pd.DataFrame({"score": list(s), "value": list(s.values())}),
-                      "all-scores"))
+    out.append(_table(pd.DataFrame({"score": list(s), "value": list(s.values())}), "all-scores"))
     if "distributions" in plots:
         shapes = d.get("fidelity.column_shapes")
-        by_col = dict(zip(shapes["column"], shapes["score"], strict=True)) \
-            if shapes is not None and len(shapes) else {}
-        out.append(f'<h2 id="distributions">Column distributions</h2><div class="legend">'
-                   f'<span style="background:{REAL}"></span>real<span style="background:{SYN}">'
-                   f'</span>synthetic</div><div class="grid">')
-        out.extend(_svg_dist(name, p, by_col.get(name)) for name, p in
-                   plots["distributions"].items())
+        by_col = (
+            dict(zip(shapes["column"], shapes["score"], strict=True))
+            if shapes is not None and len(shapes)
+            else {}
+        )
+        out.append(
+            f'<h2 id="distributions">Column distributions</h2><div class="legend">'
+            f'<span style="background:{REAL}"></span>real<span style="background:{SYN}">'
+            f'</span>synthetic</div><div class="grid">'
+        )
+        out.extend(
+            _svg_dist(name, p, by_col.get(name)) for name, p in plots["distributions"].items()
+        )
         out.append("</div>")
     if "pair_matrix" in plots:
-        out.append('<h2 id="pairs">Column pair trend difference</h2><p class="note">1 - pair '
-                   "similarity (correlation for two numerical columns, contingency otherwise); "
-                   "white = trend kept, red = trend lost.</p>")
+        out.append(
+            '<h2 id="pairs">Column pair trend difference</h2><p class="note">1 - pair '
+            "similarity (correlation for two numerical columns, contingency otherwise); "
+            "white = trend kept, red = trend lost.</p>"
+        )
         out.append(_heatmap(plots["pair_matrix"]))
         if "fidelity.pair_trends" in d:
             out.append(_table(d["fidelity.pair_trends"], "pair-table", hidden=True))
@@ -251,17 +286,22 @@ def render(report: Any) -> str:
         table = d["utility.models"].pivot(index="metric", columns="model", values="value")
         out.append(_table(table.reset_index(), "utility-table"))
     if "bias.groups" in d:
-        out.append('<h2 id="bias">Bias</h2><p class="note">Rows in red: the synthetic data '
-                   "(or the model trained on it) widens the gap by more than the tolerance. "
-                   "For fairness measures 'real' is the TRTR model, 'synthetic' the TSTR "
-                   "model.</p>")
+        out.append(
+            '<h2 id="bias">Bias</h2><p class="note">Rows in red: the synthetic data '
+            "(or the model trained on it) widens the gap by more than the tolerance. "
+            "For fairness measures 'real' is the TRTR model, 'synthetic' the TSTR "
+            "model.</p>"
+        )
         out.append(_table(d.get("bias.gaps"), "bias-gaps", flag_column="widened"))
         out.append(_table(d["bias.groups"], "bias-groups"))
     priv = {k: v for k, v in s.items() if k.startswith("privacy.")}
     if priv:
         out.append('<h2 id="privacy">Privacy risk</h2>')
-        out.append(_table(pd.DataFrame({"measure": list(priv), "value": list(priv.values())}),
-                          "privacy-table"))
+        out.append(
+            _table(
+                pd.DataFrame({"measure": list(priv), "value": list(priv.values())}), "privacy-table"
+            )
+        )
         if "privacy.distances" in d:
             out.append(_table(d["privacy.distances"], "privacy-distances"))
     if "dp.accounting" in d:
@@ -269,7 +309,10 @@ def render(report: Any) -> str:
         out.append(_table(d["dp.accounting"], "dp-table"))
     timings = meta.get("timings_s", {})
     if timings:
-        out.append("<p class='note'>Section timings (s): " + ", ".join(
-            f"{_esc(k)} {_esc(v)}" for k, v in timings.items()) + "</p>")
+        out.append(
+            "<p class='note'>Section timings (s): "
+            + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in timings.items())
+            + "</p>"
+        )
     out.append(f"</main><script>{JS}</script></body></html>")
     return "\n".join(out)

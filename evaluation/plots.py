@@ -28,8 +28,11 @@ def _histogram(real: np.ndarray, syn: np.ndarray, is_datetime: bool) -> dict[str
         lo, hi = r.min(), max(r.max(), r.min() + 1.0)
     edges = np.linspace(lo, hi, BINS + 1)
     hr = np.histogram(np.clip(r, lo, hi), bins=edges)[0] / max(len(r), 1)
-    hs = np.histogram(np.clip(s, lo, hi), bins=edges)[0] / max(len(s), 1) if len(s) else \
-        np.zeros(BINS)
+    hs = (
+        np.histogram(np.clip(s, lo, hi), bins=edges)[0] / max(len(s), 1)
+        if len(s)
+        else np.zeros(BINS)
+    )
     labels = edges
     if is_datetime:
         labels = [str(pd.Timestamp(int(e)).date()) for e in edges]
@@ -63,9 +66,11 @@ def distributions(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -
         if spec.kind == "id":
             continue
         if spec.kind in CONTINUOUS:
-            out[spec.name] = _histogram(numeric_values(real[spec.name]),
-                                        numeric_values(synthetic[spec.name]),
-                                        spec.kind == "datetime")
+            out[spec.name] = _histogram(
+                numeric_values(real[spec.name]),
+                numeric_values(synthetic[spec.name]),
+                spec.kind == "datetime",
+            )
         else:
             out[spec.name] = _bars(real[spec.name], synthetic[spec.name])
         out[spec.name]["kind"] = spec.kind

@@ -86,11 +86,15 @@ class EvaluationReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationReport:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise DataError("not a synthgen evaluation report (missing "
-                            f"'format': '{FORMAT}'); pass a file written by report.to_json")
+            raise DataError(
+                "not a synthgen evaluation report (missing "
+                f"'format': '{FORMAT}'); pass a file written by report.to_json"
+            )
         if data.get("version") != VERSION:
-            raise DataError(f"evaluation report version {data.get('version')!r} is not "
-                            f"supported (this synthgen reads version {VERSION})")
+            raise DataError(
+                f"evaluation report version {data.get('version')!r} is not "
+                f"supported (this synthgen reads version {VERSION})"
+            )
         scores = {k: (math.nan if v is None else float(v)) for k, v in data["scores"].items()}
         details = {k: pd.DataFrame.from_records(v) for k, v in data.get("details", {}).items()}
         return cls(scores, details, data.get("meta", {}), data.get("plots", {}))
@@ -115,6 +119,9 @@ class EvaluationReport:
         return page
 
     def __repr__(self) -> str:
-        head = ", ".join(f"{k}={v:.3f}" for k, v in self.scores.items()
-                         if k.endswith(("overall", "detection.score", "dcr_share", "mia_auc")))
+        head = ", ".join(
+            f"{k}={v:.3f}"
+            for k, v in self.scores.items()
+            if k.endswith(("overall", "detection.score", "dcr_share", "mia_auc"))
+        )
         return f"EvaluationReport({head})"

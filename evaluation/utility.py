@@ -64,10 +64,10 @@ def positive_class(real: pd.DataFrame, target: str) -> object:
 def _model(task: str, mask: list[bool], seed: int):
     cats = np.array(mask, dtype=bool) if any(mask) else None
     if task == "classification":
-        return HistGradientBoostingClassifier(max_iter=100, categorical_features=cats,
-                                              random_state=seed)
-    return HistGradientBoostingRegressor(max_iter=100, categorical_features=cats,
-                                         random_state=seed)
+        return HistGradientBoostingClassifier(
+            max_iter=100, categorical_features=cats, random_state=seed
+        )
+    return HistGradientBoostingRegressor(max_iter=100, categorical_features=cats, random_state=seed)
 
 
 def _labels(df: pd.DataFrame, target: str) -> np.ndarray:
@@ -87,16 +87,20 @@ def _classification_metrics(model, x, y, classes: list[str], positive: str) -> d
     if len(classes) == 2:
         out["f1"] = float(f1_score(y, pred, pos_label=positive, zero_division=0))
         y_bin = (y == positive).astype(int)
-        out["roc_auc"] = float(roc_auc_score(y_bin, proba[:, classes.index(positive)])) \
-            if len(set(y_bin)) == 2 else math.nan
+        out["roc_auc"] = (
+            float(roc_auc_score(y_bin, proba[:, classes.index(positive)]))
+            if len(set(y_bin)) == 2
+            else math.nan
+        )
     else:
         out["f1"] = float(f1_score(y, pred, average="macro", zero_division=0))
         try:
             cols = [classes.index(c) for c in present]
             sub = proba[:, cols]
             sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
-            out["roc_auc"] = float(roc_auc_score(y, sub, multi_class="ovr", average="weighted",
-                                                 labels=present))
+            out["roc_auc"] = float(
+                roc_auc_score(y, sub, multi_class="ovr", average="weighted", labels=present)
+            )
         except ValueError:
             out["roc_auc"] = math.nan
     return out
@@ -169,8 +173,12 @@ def _utility(
             model = _model(task, mask, seed).fit(x, frame[target].to_numpy(dtype="float64"))
             pred = model.predict(x_test)
             run.predictions[name] = pred
-            rows.extend([(name, "r2", float(r2_score(y_test, pred))),
-                         (name, "mae", float(mean_absolute_error(y_test, pred)))])
+            rows.extend(
+                [
+                    (name, "r2", float(r2_score(y_test, pred))),
+                    (name, "mae", float(mean_absolute_error(y_test, pred))),
+                ]
+            )
     table = pd.DataFrame(rows, columns=["model", "metric", "value"])
     scores = {f"utility.{m}_{k}": v for m, k, v in rows}
     if augmentation:

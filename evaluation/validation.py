@@ -92,8 +92,9 @@ def parse_sensitive(sensitive: str | Iterable[str] | None, columns: list[str]) -
 
 def check_target(target: str | None, columns: list[str]) -> None:
     if target is not None and target not in columns:
-        raise ConfigError(f"target column {target!r} is not in the real table; columns are "
-                          f"{columns}")
+        raise ConfigError(
+            f"target column {target!r} is not in the real table; columns are {columns}"
+        )
 
 
 def parse_sections(metrics: str | Iterable[str]) -> list[str]:
@@ -103,8 +104,9 @@ def parse_sections(metrics: str | Iterable[str]) -> list[str]:
         names = list(metrics)
     unknown = [m for m in names if m not in SECTIONS]
     if unknown:
-        raise ConfigError(f"unknown metric section(s) {unknown}; use 'all' or any of "
-                          f"{list(SECTIONS)}")
+        raise ConfigError(
+            f"unknown metric section(s) {unknown}; use 'all' or any of {list(SECTIONS)}"
+        )
     return [s for s in SECTIONS if s in names]
 
 

@@ -105,8 +105,7 @@ def _prepare(
     nq, nr = len(query), len(reference)
     onehot_q, onehot_r = [], []
     for kq, kr in zip(cat_q, cat_r, strict=True):
-        codes, uniques = pd.factorize(pd.concat([kq, kr], ignore_index=True),
-                                      use_na_sentinel=False)
+        codes, uniques = pd.factorize(pd.concat([kq, kr], ignore_index=True), use_na_sentinel=False)
         eye = np.eye(len(uniques), dtype="float32")
         onehot_q.append(eye[codes[:nq]])
         onehot_r.append(eye[codes[nq:]])
@@ -116,15 +115,18 @@ def _prepare(
         r_clean=stack(clean_r, nr),
         q_null=stack(null_q, nq),
         r_null=stack(null_r, nr),
-        q_onehot=torch.from_numpy(np.hstack(onehot_q)).to(dtype) if onehot_q
+        q_onehot=torch.from_numpy(np.hstack(onehot_q)).to(dtype)
+        if onehot_q
         else torch.zeros((nq, 0), dtype=dtype),
-        r_onehot=torch.from_numpy(np.hstack(onehot_r)).to(dtype) if onehot_r
+        r_onehot=torch.from_numpy(np.hstack(onehot_r)).to(dtype)
+        if onehot_r
         else torch.zeros((nr, 0), dtype=dtype),
         n_cat=len(cat_q),
     )
     qc = prepared.q_clean
-    prepared.outside = ((qc < 0) | (qc > 1)).any(dim=1).numpy() if qc.shape[1] else \
-        np.zeros(nq, dtype=bool)
+    prepared.outside = (
+        ((qc < 0) | (qc > 1)).any(dim=1).numpy() if qc.shape[1] else np.zeros(nq, dtype=bool)
+    )
     return prepared
 
 
@@ -286,7 +288,7 @@ def exact_copy_rate(synthetic: pd.DataFrame, train: pd.DataFrame, schema: Schema
     cols = [s.name for s in schema if s.kind != "id"]
     both = pd.concat([train[cols], synthetic[cols]], ignore_index=True)
     hashes = pd.util.hash_pandas_object(both, index=False).to_numpy()
-    train_h, syn_h = hashes[: len(train)], hashes[len(train):]
+    train_h, syn_h = hashes[: len(train)], hashes[len(train) :]
     return float(np.isin(syn_h, train_h).mean()) if len(syn_h) else math.nan
 
 

@@ -185,14 +185,3 @@ def test_time_budget_stops_training_and_bad_budgets_are_refused(adult_small):
     for bad in (0, -5.0, float("nan")):
         with pytest.raises(ConfigError, match="max_training_time"):
             sg.TVAE(max_training_time=bad).fit(adult_small)
-
-
-def test_bf16_precision_trains_and_bad_precision_is_refused(adult_small):
-    model = sg.TVAE(epochs=2, precision="bf16", device="cpu", seed=0).fit(adult_small)
-    assert all(p.dtype == torch.float32 for p in model.decoder_.parameters())
-    losses = [e["loss"] for e in model.training_log.epochs]
-    assert all(np.isfinite(losses))
-    again = sg.TVAE(epochs=2, precision="bf16", device="cpu", seed=0).fit(adult_small)
-    pd.testing.assert_frame_equal(model.sample(50, seed=1), again.sample(50, seed=1))
-    with pytest.raises(ConfigError, match="precision"):
-        sg.TVAE(precision="fp8").fit(adult_small)

@@ -34,10 +34,6 @@ from synthgen.training import (
 )
 from synthgen.transforms import TableTransformer
 
-#: Training precisions: "fp32", or "bf16" autocast (faster matrix products where the
-#: hardware has bfloat16 units; sampling always runs in float32).
-PRECISIONS = frozenset({"fp32", "bf16"})
-
 #: Rows generated per forward pass when sampling (bounds memory for huge ``n``).
 SAMPLE_CHUNK = 65_536
 
@@ -71,7 +67,6 @@ class BaseGenerator:
         transformer_options: dict[str, Any] | None = None,
         num_threads: int | None = None,
         max_training_time: float | None = None,
-        precision: str = "fp32",
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -86,7 +81,6 @@ class BaseGenerator:
         self.transformer_options = transformer_options
         self.num_threads = num_threads
         self.max_training_time = max_training_time
-        self.precision = precision
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -139,10 +133,6 @@ class BaseGenerator:
             raise ConfigError(
                 f"max_training_time={self.max_training_time!r} must be a positive number of "
                 "seconds or None"
-            )
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"precision={self.precision!r} is not supported; use one of {sorted(PRECISIONS)}"
             )
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("checkpoint_every needs checkpoint_dir=<folder>")
@@ -269,11 +259,6 @@ class BaseGenerator:
             )
         steps = max(1, n // batch) if n % batch < self.batch_multiple else math.ceil(n / batch)
         epochs = self._epochs_for(steps)
-        # bf16 autocast: matrix products in bfloat16 (native on recent CPUs and GPUs),
-        # reductions and losses stay float32; weights and optimiser state stay float32
-        autocast = torch.autocast(
-            device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
         with (
             timer() as fit_time,
             EpochProgress(epochs, type(self).__name__, show_progress(self.progress)) as bar,
@@ -288,8 +273,7 @@ class BaseGenerator:
                         index = order[step * batch : (step + 1) * batch]
                         if len(index) % self.batch_multiple:
                             index = index[: len(index) - len(index) % self.batch_multiple]
-                        with autocast:
-                            losses = self._train_step(train[index])
+                        losses = self._train_step(train[index])
                         for key, value in losses.items():
                             totals[key] = totals.get(key, 0.0) + value
                     epoch_losses = {k: float(v) / steps for k, v in totals.items()}

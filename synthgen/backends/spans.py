@@ -47,6 +47,10 @@ class SpanLayout:
             bucket = 1 << max(0, (span.width - 1).bit_length())  # next power of two
             by_width.setdefault(bucket, []).append(span)
         self.buckets = [_Bucket(group, device) for _, group in sorted(by_width.items())]
+        mask = torch.zeros(self.dim)
+        for span in discrete:
+            mask[span.start : span.stop] = 1.0
+        self.discrete_mask = mask.to(device)
         self.n_discrete = len(discrete)
 
     def targets(self, data: torch.Tensor) -> list[torch.Tensor]:
@@ -54,12 +58,15 @@ class SpanLayout:
         return [bucket.gather(data, -1.0).argmax(dim=-1) for bucket in self.buckets]
 
     def cross_entropy(self, logits: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        """Sum over discrete groups of the cross-entropy, per row: shape ``(batch,)``."""
-        total = logits.new_zeros(logits.shape[0])
-        for bucket, target in zip(self.buckets, self.targets(data), strict=True):
-            scores = bucket.gather(logits, float("-inf"))
-            picked = scores.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            total = total + (torch.logsumexp(scores, dim=-1) - picked).sum(dim=-1)
+        """Sum over discrete groups of the cross-entropy, per row: shape ``(batch,)``.
+
+        ``data`` is one-hot in every discrete group, so the logits of the true classes
+        summed over groups are one masked dot product with the row; no per-group
+        gather or argmax is needed (they were a fifth of a TVAE step on Adult).
+        """
+        total = -(logits * data * self.discrete_mask).sum(dim=1)
+        for bucket in self.buckets:
+            total = total + torch.logsumexp(bucket.gather(logits, float("-inf")), dim=-1).sum(-1)
         return total
 
     def softmax(
