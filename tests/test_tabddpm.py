@@ -135,3 +135,19 @@ def test_presets():
     assert sg.TabDDPM.preset("cpu").get_params() == sg.TabDDPM().get_params()
     with pytest.raises(ConfigError, match="unknown preset"):
         sg.TabDDPM.preset("turbo")
+
+
+def test_checkpoint_and_resume_match_a_straight_run(adult_small, tmp_path, monkeypatch):
+    frame = adult_small.head(600)
+    kwargs = dict(steps=None, epochs=4, checkpoint_dir=str(tmp_path), checkpoint_every=1)
+    straight = _small(**{**kwargs, "checkpoint_dir": None, "checkpoint_every": 0}).fit(frame)
+    interrupted = _small(**kwargs)
+    stop_after_two = lambda: len(interrupted.training_log_.epochs) >= 2  # noqa: E731
+    monkeypatch.setattr(interrupted, "_should_stop", stop_after_two)
+    interrupted.fit(frame)
+    assert len(interrupted.training_log.epochs) == 2
+    resumed = _small(**kwargs).fit(frame, resume=True)
+    assert [e["epoch"] for e in resumed.training_log.epochs] == [1, 2, 3, 4]
+    assert resumed.step_ == straight.step_
+    for key, value in straight.ema_.state_dict().items():
+        torch.testing.assert_close(value, resumed.ema_.state_dict()[key])

@@ -203,6 +203,7 @@ class TabDDPM(BaseGenerator):
             n = len(data)
             batch = min(int(self.batch_size), n)
             per_epoch = max(1, math.ceil(n / batch))
+            self.steps_per_epoch_ = per_epoch
             self.total_steps_ = self._epochs_for(per_epoch) * per_epoch
             if self.target_span_ is not None:
                 y = self._split_target(data)[1]
@@ -300,6 +301,12 @@ class TabDDPM(BaseGenerator):
             gaussian, discrete = self._loss(data[start : start + 8192], generator)
             total += float((gaussian + discrete).sum())
         return total / len(data)
+
+    def _load_checkpoint(self, stopper: Any) -> int:
+        """Resume: the step counter (learning-rate decay, EMA warm-up) follows the epoch."""
+        epoch = super()._load_checkpoint(stopper)
+        self.step_ = epoch * self.steps_per_epoch_
+        return epoch
 
     def _extra_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Class frequencies: unconditional samples draw the target from them."""
