@@ -132,14 +132,14 @@ class SynthgenRunner(Runner):
         if target is not None and "target" in params:
             # class-conditional backends (TabDDPM) model the label as the paper does
             kwargs["target"] = target
-        if use_defaults:
-            # the backend's own training length, batch size and stopping rule
-            self._epochs_param = None
-        elif "steps" in params and "epochs" in params:
-            kwargs["steps"] = None  # --epochs decides the training length
-            self._epochs_param = "epochs"
-        else:
+        # Which parameter --epochs sets: none with use_defaults (the backend's own
+        # length and stopping rule); "epochs" where the backend has it (a backend sized
+        # in steps by default is switched to epochs); otherwise "steps".
+        self._epochs_param: str | None = None
+        if not use_defaults:
             self._epochs_param = "epochs" if "epochs" in params else "steps"
+            if "steps" in params and "epochs" in params:
+                kwargs["steps"] = None
         self._epochs = epochs
         self._batch_size = batch_size
         self._cls = cls
@@ -148,11 +148,9 @@ class SynthgenRunner(Runner):
 
     def fit(self, train: pd.DataFrame, schema: Any) -> FitTiming:
         kwargs = dict(self._kwargs)
-        if self._epochs_param is None:
-            pass
-        elif self._epochs_param == "epochs":
+        if self._epochs_param == "epochs":
             kwargs["epochs"] = self._epochs
-        else:
+        elif self._epochs_param == "steps":
             # Diffusion backends count optimisation steps: give them the same number of
             # batches as ``epochs`` passes over the data would be.
             kwargs["steps"] = self._epochs * math.ceil(len(train) / self._batch_size)
@@ -276,28 +274,19 @@ class SDVRunner(Runner):
 
 
 def make_runner(
-    name: str,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    device: str,
-    target: str | None = None,
-    use_defaults: bool = False,
-    time_budget: float | None = None,
+    name: str, epochs: int, batch_size: int, seed: int, device: str, **options: Any
 ) -> Runner:
     """The adapter for backend ``name`` (``tvae`` ... or ``sdv:tvae`` ...).
 
-    ``target`` reaches synthgen backends that take one (class-conditional models);
-    ``use_defaults`` lets synthgen backends keep their own epochs/steps and batch size
-    (SDV baselines always get ``epochs`` and ``batch_size``); ``time_budget`` caps a
-    synthgen fit at that many seconds (``max_training_time``), for equal-wall-time rows.
+    ``options`` go to synthgen backends only (see ``SynthgenRunner``): ``target`` for
+    class-conditional models, ``use_defaults`` to keep their own epochs/steps and batch
+    size, ``time_budget`` to cap a fit (``max_training_time``) for equal-wall-time rows.
+    SDV baselines always get ``epochs`` and ``batch_size``.
     """
     import synthgen as sg
 
     if name in SDV_SYNTHESIZERS:
         return SDVRunner(name, epochs, batch_size, seed, device)
     if name in sg.BACKENDS:
-        return SynthgenRunner(
-            name, epochs, batch_size, seed, device, target, use_defaults, time_budget
-        )
+        return SynthgenRunner(name, epochs, batch_size, seed, device, **options)
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(known_backends())}")

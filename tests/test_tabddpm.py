@@ -151,3 +151,11 @@ def test_checkpoint_and_resume_match_a_straight_run(adult_small, tmp_path, monke
     assert resumed.step_ == straight.step_
     for key, value in straight.ema_.state_dict().items():
         torch.testing.assert_close(value, resumed.ema_.state_dict()[key])
+
+
+def test_fit_leaves_constructor_parameters_untouched(adult_small):
+    model = _small(steps=2, n_quantiles=50)
+    before = model.get_params()
+    model.fit(adult_small.head(300))
+    assert model.get_params() == before and model.transformer_options is None
+    assert model.transformer_.n_quantiles == 50

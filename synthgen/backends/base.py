@@ -142,6 +142,14 @@ class BaseGenerator:
         """Create networks and optimisers; ``data`` is None when restoring a saved model."""
         raise NotImplementedError
 
+    def _transformer_defaults(self) -> dict[str, Any]:
+        """Transform options this backend derives from its own parameters.
+
+        ``transformer_options`` given by the user override them; neither is written
+        back to the constructor parameters.
+        """
+        return {}
+
     def _make_layout(self, transformer: Any, device: torch.device) -> SpanLayout | None:
         """Precomputed indexing over the encoded row (None for token-based backends)."""
         return SpanLayout(transformer.spans, device)
@@ -228,7 +236,11 @@ class BaseGenerator:
         log = TrainingLog()
         with timer() as prep:
             schema = Schema.infer(df) if schema is None else schema
-            options = {"seed": int(self.seed), **(self.transformer_options or {})}
+            options = {
+                "seed": int(self.seed),
+                **self._transformer_defaults(),
+                **(self.transformer_options or {}),
+            }
             transformer = self.transformer_class(**options).fit(df, schema)
             data = transformer.encode(df).to(device)
         log.preprocessing_seconds = prep[0]

@@ -137,11 +137,10 @@ class TabDDPM(BaseGenerator):
                 f"target={self.target!r} is not a column of the frame; columns: "
                 f"{list(getattr(df, 'columns', []))}"
             )
-        self.transformer_options = {
-            "n_quantiles": int(self.n_quantiles),
-            **(self.transformer_options or {}),
-        }
         return super().fit(df, schema=schema, resume=resume)
+
+    def _transformer_defaults(self) -> dict[str, Any]:
+        return {"n_quantiles": int(self.n_quantiles)}
 
     def _epochs_for(self, steps_per_epoch: int) -> int:
         if self.steps is None:

@@ -165,16 +165,14 @@ class TabularAR(BaseGenerator):
         if int(self.bins) < 2 or int(self.positions) < 1:
             raise ConfigError("bins must be >= 2 and positions >= 1")
 
-    def fit(self, df: pd.DataFrame, schema=None, resume: bool = False):
-        """Learn ``df`` (see ``BaseGenerator.fit``); tokenisation options come from here."""
-        options = {
+    def _transformer_defaults(self) -> dict[str, Any]:
+        """Tokenisation options come from this model's parameters."""
+        return {
             "bins": int(self.bins),
             "positions": int(self.positions),
             "max_exact_values": int(self.max_exact_values),
             "rare_min_count": int(self.rare_min_count),
         }
-        self.transformer_options = {**options, **(self.transformer_options or {})}
-        return super().fit(df, schema=schema, resume=resume)
 
     # ------------------------------------------------------------------ networks
     def _make_layout(self, transformer: Any, device: torch.device) -> None:

@@ -157,10 +157,14 @@ class NumericalEncoder:
 
     def widths(self) -> list[tuple[str, int]]:
         assert self.state is not None
-        parts = [("alpha", 1), ("mode", self.state.n_modes)]
-        if self.spec.nullable:
-            parts.append(("null", 2))
-        return parts
+        return [("alpha", 1), ("mode", self.state.n_modes), *self._null_widths()]
+
+    def _null_widths(self) -> list[tuple[str, int]]:
+        """The present / missing one-hot that follows the value when nulls are allowed."""
+        return [("null", 2)] if self.spec.nullable else []
+
+    def _null_blocks(self, missing: np.ndarray) -> list[np.ndarray]:
+        return [_one_hot(missing.astype(np.int64), 2)] if self.spec.nullable else []
 
     def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
         assert self.state is not None
@@ -169,9 +173,7 @@ class NumericalEncoder:
         filled = np.where(missing, self.fill_value, numbers)
         alpha, modes = encode_modes(self.state, filled, rng)
         blocks = [alpha.astype(np.float32)[:, None], _one_hot(modes, self.state.n_modes)]
-        if self.spec.nullable:
-            blocks.append(_one_hot(missing.astype(np.int64), 2))
-        return np.concatenate(blocks, axis=1)
+        return np.concatenate([*blocks, *self._null_blocks(missing)], axis=1)
 
     def decode(self, block: np.ndarray) -> pd.Series:
         assert self.state is not None

@@ -27,7 +27,6 @@ from synthgen.transforms.columns import (
     ENCODERS,
     ColumnEncoder,
     NumericalEncoder,
-    _one_hot,
     register_encoder,
 )
 from synthgen.transforms.table import TableTransformer
@@ -171,10 +170,7 @@ class QuantileEncoder(NumericalEncoder):
         return bool(self.quantiles[0] == self.quantiles[-1])
 
     def widths(self) -> list[tuple[str, int]]:
-        parts = [("alpha", 1)]
-        if self.spec.nullable:
-            parts.append(("null", 2))
-        return parts
+        return [("alpha", 1), *self._null_widths()]
 
     def encode(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
         assert self.quantiles is not None
@@ -185,10 +181,7 @@ class QuantileEncoder(NumericalEncoder):
         z32 = z.astype(np.float32)
         z32[z >= CLIP_MAX] = CLIP_MAX_F32
         z32[z <= CLIP_MIN] = CLIP_MIN_F32
-        blocks = [z32[:, None]]
-        if self.spec.nullable:
-            blocks.append(_one_hot(missing.astype(np.int64), 2))
-        return np.concatenate(blocks, axis=1)
+        return np.concatenate([z32[:, None], *self._null_blocks(missing)], axis=1)
 
     def decode(self, block: np.ndarray) -> pd.Series:
         assert self.quantiles is not None
