@@ -168,6 +168,14 @@ class BaseGenerator:
     def _validation_loss(self, data: torch.Tensor) -> float:  # pragma: no cover
         raise NotImplementedError
 
+    def _training_rows(self, train: torch.Tensor) -> torch.Tensor:
+        """The tensor whose rows ``_train_step`` receives (built once per fit).
+
+        The encoded training rows by default; a backend whose fused step wants them in
+        another layout converts them here once instead of on every batch.
+        """
+        return train
+
     def _epochs_for(self, steps_per_epoch: int) -> int:
         """Epochs to run; backends sized in optimisation steps convert here."""
         return int(self.epochs)
@@ -249,6 +257,7 @@ class BaseGenerator:
         self.layout_ = self._make_layout(transformer, device)
         train, valid = self._split(data)
         self._build(self.layout_, train)
+        rows = self._training_rows(train)
         self.training_log_ = log
         start_epoch = 0
         stopper = (
@@ -285,7 +294,7 @@ class BaseGenerator:
                         index = order[step * batch : (step + 1) * batch]
                         if len(index) % self.batch_multiple:
                             index = index[: len(index) - len(index) % self.batch_multiple]
-                        losses = self._train_step(train[index])
+                        losses = self._train_step(rows[index])
                         for key, value in losses.items():
                             totals[key] = totals.get(key, 0.0) + value
                     epoch_losses = {k: float(v) / steps for k, v in totals.items()}

@@ -18,6 +18,7 @@ from torch import nn
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.spans import SpanLayout
+from synthgen.backends.tvae_step import FusedTVAEStep, PaddedHeads
 from synthgen.errors import ConfigError
 
 #: Bounds of the learned output standard deviations (as in the paper's ``delta``).
@@ -119,6 +120,8 @@ class TVAE(BaseGenerator):
         self.decoder_ = TVAEDecoder(self.embedding_dim, tuple(self.decompress_dims), dim, n_alpha)
         self.encoder_.to(self.device_)
         self.decoder_.to(self.device_)
+        self.heads_ = PaddedHeads(layout, self.device_)
+        self.fused_step_ = FusedTVAEStep(self.encoder_, self.decoder_, self.heads_)
         self.optimizer_ = torch.optim.Adam(
             list(self.encoder_.parameters()) + list(self.decoder_.parameters()),
             lr=self.learning_rate,
@@ -134,13 +137,18 @@ class TVAE(BaseGenerator):
 
     # ------------------------------------------------------------------ loss
     def _negative_elbo(
-        self, x: torch.Tensor, sample_latent: bool
+        self, x: torch.Tensor, sample_latent: bool, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row reconstruction negative log-likelihood and KL term."""
+        """Per-row reconstruction negative log-likelihood and KL term.
+
+        This is the model's definition; training computes the same loss and its
+        gradients in fused form (``tvae_step``), and a test holds the two equal.
+        """
         mean, log_var = self.encoder_(x)
         z = mean
         if sample_latent:  # the reparameterisation trick
-            z = z + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+            noise = torch.randn_like(mean) if noise is None else noise
+            z = z + noise * torch.exp(0.5 * log_var)
         out = self.decoder_(z)
         layout = self.layout_
         reconstruction = layout.cross_entropy(out, x)
@@ -153,15 +161,31 @@ class TVAE(BaseGenerator):
         kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(dim=1)
         return reconstruction, kl
 
+    def _training_rows(self, train: torch.Tensor) -> torch.Tensor:
+        return self.heads_.pad_rows(train) if self.heads_.complete else train
+
     def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        reconstruction, kl = self._negative_elbo(batch, sample_latent=True)
-        loss = (self.loss_factor * reconstruction + kl).mean()
+        """One Adam step on the negative ELBO.
+
+        ``batch`` is in the padded layout of ``tvae_step`` when the fused step covers the
+        layout (always, for the transforms shipped), else in the encoded layout.
+        """
+        noise = torch.randn(batch.shape[0], self.embedding_dim, device=batch.device)
         self.optimizer_.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.heads_.complete:
+            loss, kl, grads = self.fused_step_(batch, noise, self.loss_factor)
+            for group in self.optimizer_.param_groups:
+                for param in group["params"]:
+                    param.grad = grads.get(param)
+        else:  # a layout the fused step does not cover: plain autograd
+            reconstruction, kl_rows = self._negative_elbo(batch, True, noise)
+            loss = (self.loss_factor * reconstruction + kl_rows).mean()
+            kl = kl_rows.mean()
+            loss.backward()
         self.optimizer_.step()
         with torch.no_grad():
             self.decoder_.sigma.clamp_(SIGMA_MIN, SIGMA_MAX)
-        return {"loss": loss.detach(), "kl": kl.mean().detach()}
+        return {"loss": loss.detach(), "kl": kl.detach()}
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         total = 0.0
