@@ -36,13 +36,38 @@ def test_condition_bits_sit_at_each_columns_own_offset(ctgan):
 
 def test_training_by_sampling_picks_rows_with_the_condition(ctgan):
     conds = ctgan.conditions_
-    data = ctgan.train_data_
+    data = ctgan.train_data_  # stored in the padded layout
+    position = ctgan.heads_.inverse
     for j, span in enumerate(conds.spans):
         for k in range(span.width):
             if conds.row_counts[int(conds.offsets[j]) + k] == 0:
                 continue
             rows = conds.real_rows(torch.full((50,), j), torch.full((50,), k))
-            assert torch.all(data[rows, span.start + k] == 1), (span.column, k)
+            assert torch.all(data[rows, position[span.start + k]] == 1), (span.column, k)
+
+
+def test_padded_training_rows_hold_the_encoded_rows(ctgan, adult_small):
+    heads = ctgan.heads_
+    padded = ctgan.train_data_
+    assert padded.shape == (len(adult_small), heads.width)
+    assert float(padded[:, heads.keep == 0].abs().sum()) == 0.0  # padding slots are 0
+    one_hot = padded[:, : heads.n_discrete]
+    assert torch.all(one_hot.sum(dim=1) == ctgan.layout_.n_discrete)  # one hot slot per group
+    back = padded[:, heads.inverse]
+    assert torch.all(back[:, ctgan.layout_.discrete_mask.bool()].sum(1) == ctgan.layout_.n_discrete)
+
+
+def test_condition_draws_follow_the_category_frequencies(ctgan):
+    """Inverse-CDF draws: log-frequency while training, frequency when sampling."""
+    conds = ctgan.conditions_
+    generator = torch.Generator().manual_seed(0)
+    for probs, training in ((conds.train_probs, True), (conds.data_probs, False)):
+        column, category, _ = conds.draw(200_000, training=training, generator=generator)
+        for j, span in enumerate(conds.spans):
+            picked = category[column == j]
+            assert int(picked.max()) < span.width  # never a padding slot
+            observed = torch.bincount(picked, minlength=span.width).float() / len(picked)
+            torch.testing.assert_close(observed, probs[j, : span.width], atol=0.012, rtol=0)
 
 
 def test_training_conditions_use_log_frequency(ctgan, adult_small):
@@ -58,8 +83,8 @@ def test_condition_loss_reads_the_conditioned_columns_logits(ctgan):
     conds = ctgan.conditions_
     j = conds.columns.index("sex")
     span = conds.spans[j]
-    logits = torch.zeros(4, ctgan.layout_.dim)
-    logits[:, span.start + 1] = 50.0  # the generator says "second category" for 'sex'
+    logits = torch.zeros(4, ctgan.heads_.width)  # padded layout, as in training
+    logits[:, ctgan.heads_.inverse[span.start + 1]] = 50.0  # "second category" for 'sex'
     column = torch.full((4,), j)
     right = ctgan._condition_loss(logits, column, torch.full((4,), 1))
     wrong = ctgan._condition_loss(logits, column, torch.full((4,), 0))

@@ -294,7 +294,7 @@ class BaseGenerator:
                         index = order[step * batch : (step + 1) * batch]
                         if len(index) % self.batch_multiple:
                             index = index[: len(index) - len(index) % self.batch_multiple]
-                        losses = self._train_step(rows[index])
+                        losses = self._train_step(rows.index_select(0, index))
                         for key, value in losses.items():
                             totals[key] = totals.get(key, 0.0) + value
                     epoch_losses = {k: float(v) / steps for k, v in totals.items()}

@@ -18,6 +18,15 @@ Two defects of the widely used reference implementation are avoided on purpose a
 tested: sampling runs with batch norm in evaluation mode, and the condition bit of a
 discrete column is placed at that column's own offset in the conditional vector.
 All sampling of conditions and of matching real rows is tensor work on the device.
+
+Speed (same arithmetic per update, fewer and cheaper operations): the critic judges
+rows in the padded layout of ``PaddedHeads`` (each bucket of one-hot groups a
+contiguous ``(groups, width)`` block, padding slots 0), so the generator's last layer
+writes padded logits directly (its weights gathered into that order, a small matrix)
+and the Gumbel-softmax is one softmax per bucket width; real rows are stored padded
+once per fit. With one critic update per generator update, the generator update reuses
+the batch of conditions, noise and generated rows the critic was just trained on (as
+in the usual alternating GAN loop) instead of generating a second batch.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
-from synthgen.backends.spans import SpanLayout
+from synthgen.backends.spans import PaddedHeads, SpanLayout
 from synthgen.errors import ConfigError
 
 
@@ -134,8 +143,23 @@ class ConditionalVectors:
         log_freq = torch.log(counts + 1).masked_fill(self.slot_pad, 0.0)
         self.train_probs = log_freq / log_freq.sum(dim=1, keepdim=True).clamp_min(1e-12)
         self.data_probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        self.train_cdf = self._cdf(self.train_probs)
+        self.data_cdf = self._cdf(self.data_probs)
         self.counts = counts
         self.to(device)
+
+    def _cdf(self, probs: torch.Tensor) -> torch.Tensor:
+        """Cumulative probabilities with each column's last slot and padding set past 1.
+
+        Drawing ``u ~ U(0, 1)`` and counting the slots whose cumulative value is below
+        it is inverse-CDF sampling: one comparison instead of ``torch.multinomial``
+        (whose per-row sampling was a tenth of a training step). Setting the last real
+        slot past 1 keeps rounding of the cumulative sum from ever selecting padding.
+        """
+        cdf = probs.cumsum(dim=1)
+        last = (~self.slot_pad).sum(dim=1) - 1
+        beyond = torch.arange(cdf.shape[1])[None, :] >= last[:, None]
+        return cdf.masked_fill(beyond, 2.0)
 
     def to(self, device: torch.device) -> ConditionalVectors:
         for name in (
@@ -147,6 +171,8 @@ class ConditionalVectors:
             "row_counts",
             "train_probs",
             "data_probs",
+            "train_cdf",
+            "data_cdf",
         ):
             setattr(self, name, getattr(self, name).to(device))
         return self
@@ -157,8 +183,9 @@ class ConditionalVectors:
         """Random conditions: ``(column, category, one-hot vectors)``."""
         device = self.offsets.device
         column = torch.randint(self.n_columns, (n,), device=device, generator=generator)
-        probs = (self.train_probs if training else self.data_probs)[column]
-        category = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        cdf = (self.train_cdf if training else self.data_cdf)[column]
+        u = torch.rand(n, 1, device=device, generator=generator)
+        category = (cdf < u).sum(dim=1)
         return column, category, self.vectors(column, category)
 
     def vectors(self, column: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
@@ -241,14 +268,22 @@ class CTGAN(BaseGenerator):
 
     # ------------------------------------------------------------------ networks
     def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:
+        self.heads_ = PaddedHeads(layout, self.device_)
+        if not self.heads_.complete:  # pragma: no cover - every shipped transform tiles
+            raise ConfigError("CTGAN needs an encoding whose spans tile the encoded row")
         if data is not None:
             self.conditions_ = ConditionalVectors(layout, data, self.device_)
-            self.train_data_ = data
-        cond_dim = self.conditions_.dim
+            self.train_data_ = self.heads_.pad_rows(data)
+        conds = self.conditions_
+        # each conditional slot's position among the padded generator outputs
+        self.condition_slots_ = self.heads_.inverse[conds.slot_index]
+        cond_dim = conds.dim
         self.generator_ = CTGANGenerator(
             self.embedding_dim + cond_dim, tuple(self.generator_dims), layout.dim
         ).to(self.device_)
-        self.critic_ = PacCritic(layout.dim + cond_dim, tuple(self.discriminator_dims), self.pac)
+        self.critic_ = PacCritic(
+            self.heads_.width + cond_dim, tuple(self.discriminator_dims), self.pac
+        )
         self.critic_.to(self.device_)
         self.g_optimizer_ = torch.optim.Adam(
             self.generator_.parameters(),
@@ -271,27 +306,43 @@ class CTGAN(BaseGenerator):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.g_optimizer_, "critic": self.d_optimizer_}
 
+    def _padded_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Generator logits in the padded layout (padding logits carry ``PAD_LOGIT``)."""
+        heads = self.heads_
+        body = self.generator_.body
+        hidden = body[:-1](inputs)
+        last = body[-1]
+        bias = last.bias.index_select(0, heads.index) + heads.pad_bias
+        return torch.addmm(bias, hidden, last.weight.index_select(0, heads.index).t())
+
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
-        """Generator output as the critic sees it: tanh alphas, Gumbel-softmax groups."""
-        out = self.layout_.softmax(logits, tau=self.tau, gumbel=True)
-        index = self.layout_.alpha_index
-        if index.numel():
-            out = out.index_copy(1, index, torch.tanh(logits[:, index]))
-        return out
+        """Padded logits -> the row the critic sees: Gumbel-softmax groups, tanh alphas."""
+        heads = self.heads_
+        rows, d = logits.shape[0], heads.n_discrete
+        # Gumbel noise -log(-log(u)) for every discrete slot at once
+        u = torch.rand(rows, d, device=logits.device).clamp_min_(1e-20)
+        noisy = (logits[:, :d] - u.log_().neg_().log_()) / self.tau
+        parts = []
+        for start, groups, width in heads.blocks:
+            block = noisy[:, start : start + groups * width].view(rows, groups, width)
+            parts.append(torch.softmax(block, dim=-1).reshape(rows, groups * width))
+        if logits.shape[1] > d:
+            parts.append(torch.tanh(logits[:, d:]))
+        return torch.cat(parts, dim=1)
 
     def _noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.embedding_dim, device=self.device_, generator=generator)
 
-    def _fake(self, cond: torch.Tensor, generator: torch.Generator | None = None):
-        logits = self.generator_(torch.cat([self._noise(len(cond), generator), cond], dim=1))
+    def _fake(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded logits and activated rows (padded layout) for conditions ``cond``."""
+        logits = self._padded_logits(torch.cat([self._noise(len(cond)), cond], dim=1))
         return logits, self._activate(logits)
 
     def _penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """WGAN-GP: unit gradient norm on interpolates, one mixing weight per pack."""
         packs = real.shape[0] // self.pac
         weight = torch.rand(packs, 1, 1, device=real.device).expand(packs, self.pac, 1)
-        weight = weight.reshape(-1, 1)
-        mixed = (weight * real + (1 - weight) * fake).requires_grad_(True)
+        mixed = torch.lerp(fake, real, weight.reshape(-1, 1)).requires_grad_(True)
         scores = self.critic_(mixed)
         (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
         norms = grad.reshape(packs, -1).norm(2, dim=1)
@@ -300,54 +351,65 @@ class CTGAN(BaseGenerator):
     def _condition_loss(
         self, logits: torch.Tensor, column: torch.Tensor, category: torch.Tensor
     ) -> torch.Tensor:
-        """Cross-entropy of the generator's output for the conditioned column."""
+        """Cross-entropy of the generator's (padded) logits for the conditioned column."""
         conds = self.conditions_
-        scores = logits[
-            torch.arange(len(column), device=logits.device)[:, None], conds.slot_index[column]
-        ]
-        scores = scores.masked_fill(conds.slot_pad[column], float("-inf"))
+        slots = self.condition_slots_[column]
+        scores = logits.gather(1, slots).masked_fill(conds.slot_pad[column], float("-inf"))
         return F.cross_entropy(scores, category)
+
+    def _draw_conditions(self, n: int):
+        conds = self.conditions_
+        if conds.n_columns:
+            return conds.draw(n, training=True)
+        return None, None, torch.zeros(n, 0, device=self.device_)
+
+    def _real_rows(self, column, category, cond: torch.Tensor):
+        """Real rows (padded) for shuffled copies of the conditions, as in the paper."""
+        n, data = cond.shape[0], self.train_data_
+        if column is None:
+            return data[torch.randint(len(data), (n,), device=data.device)], cond
+        perm = torch.randperm(n, device=cond.device)
+        rows = self.conditions_.real_rows(column[perm], category[perm])
+        return data.index_select(0, rows), cond[perm]
+
+    def _critic_step(self, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
+        """One critic update on detached generated rows; returns the Wasserstein loss."""
+        penalty = self._penalty(real_in, fake_in)
+        scores = self.critic_(torch.cat([fake_in, real_in]))  # one pass over both
+        packs = fake_in.shape[0] // self.pac
+        d_loss = scores[:packs].mean() - scores[packs:].mean()
+        self.d_optimizer_.zero_grad(set_to_none=True)
+        (d_loss + penalty).backward()
+        self.d_optimizer_.step()
+        return d_loss.detach()
 
     def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # The scaffold's shuffled batch sets the batch size; the rows themselves are drawn
         # by training-by-sampling so they match the sampled conditions.
         n = batch.shape[0]
-        conds = self.conditions_
-        data = self.train_data_
-        for _ in range(int(self.discriminator_steps)):
-            if conds.n_columns:
-                column, category, cond = conds.draw(n, training=True)
-                # the real rows follow a shuffled copy of the conditions, as in the paper
-                perm = torch.randperm(n, device=cond.device)
-                real = data[conds.real_rows(column[perm], category[perm])]
-                cond_real = cond[perm]
-            else:
-                cond = cond_real = torch.zeros(n, 0, device=data.device)
-                real = data[torch.randint(len(data), (n,), device=data.device)]
-            with torch.no_grad():  # the critic step needs no gradient through the generator
-                _, fake = self._fake(cond)
-            real_in = torch.cat([real, cond_real], dim=1)
-            fake_in = torch.cat([fake, cond], dim=1)
-            penalty = self._penalty(real_in, fake_in)
-            scores = self.critic_(torch.cat([fake_in, real_in]))  # one pass over both
-            d_loss = scores[: n // self.pac].mean() - scores[n // self.pac :].mean()
-            self.d_optimizer_.zero_grad(set_to_none=True)
-            (d_loss + penalty).backward()
-            self.d_optimizer_.step()
-        if conds.n_columns:
-            column, category, cond = conds.draw(n, training=True)
-        else:
-            cond = torch.zeros(n, 0, device=data.device)
+        # the generator's batch, kept with its graph for the generator update below
+        column, category, cond = self._draw_conditions(n)
         logits, fake = self._fake(cond)
+        fake_in = torch.cat([fake, cond], dim=1)
+        for step in range(int(self.discriminator_steps)):
+            if step == int(self.discriminator_steps) - 1:
+                critic_column, critic_category, critic_cond = column, category, cond
+                critic_fake = fake_in.detach()
+            else:  # extra critic updates see fresh batches
+                critic_column, critic_category, critic_cond = self._draw_conditions(n)
+                with torch.no_grad():
+                    critic_fake = torch.cat([self._fake(critic_cond)[1], critic_cond], 1)
+            real, real_cond = self._real_rows(critic_column, critic_category, critic_cond)
+            d_loss = self._critic_step(critic_fake, torch.cat([real, real_cond], dim=1))
         self.critic_.requires_grad_(False)  # the generator step needs no critic weight grads
-        g_loss = -self.critic_(torch.cat([fake, cond], dim=1)).mean()
+        g_loss = -self.critic_(fake_in).mean()
         self.critic_.requires_grad_(True)
-        if conds.n_columns:
+        if column is not None:
             g_loss = g_loss + self._condition_loss(logits, column, category)
         self.g_optimizer_.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_optimizer_.step()
-        return {"loss_g": g_loss.detach(), "loss_d": d_loss.detach()}
+        return {"loss_g": g_loss.detach(), "loss_d": d_loss}
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Critic's Wasserstein estimate between held-out rows and generated rows."""
@@ -358,7 +420,7 @@ class CTGAN(BaseGenerator):
         else:
             cond = torch.zeros(n, 0, device=data.device)
         _, fake = self._fake(cond)
-        real_in = torch.cat([data[:n], cond], dim=1)
+        real_in = torch.cat([self.heads_.pad_rows(data[:n]), cond], dim=1)
         return float(self.critic_(real_in).mean() - self.critic_(torch.cat([fake, cond], 1)).mean())
 
     # ------------------------------------------------------------------ sampling

@@ -44,8 +44,7 @@ class SpanLayout:
         discrete = [s for s in spans if not s.continuous]
         by_width: dict[int, list[Span]] = {}
         for span in discrete:
-            bucket = 1 << max(0, (span.width - 1).bit_length())  # next power of two
-            by_width.setdefault(bucket, []).append(span)
+            by_width.setdefault(_bucket_width(span.width), []).append(span)
         self.buckets = [_Bucket(group, device) for _, group in sorted(by_width.items())]
         mask = torch.zeros(self.dim)
         for span in discrete:
@@ -69,33 +68,6 @@ class SpanLayout:
             total = total + torch.logsumexp(bucket.gather(logits, float("-inf")), dim=-1).sum(-1)
         return total
 
-    def softmax(
-        self,
-        logits: torch.Tensor,
-        tau: float = 1.0,
-        hard: bool = False,
-        gumbel: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Row with continuous parts copied and each discrete group replaced by its softmax.
-
-        ``gumbel`` adds Gumbel noise (the Gumbel-softmax relaxation); ``hard`` returns
-        one-hot vectors with straight-through gradients.
-        """
-        out = logits.clone()
-        for bucket in self.buckets:
-            scores = bucket.gather(logits, float("-inf"))
-            if gumbel:
-                scores = scores + _gumbel_like(scores, generator)
-            probs = F.softmax(scores / tau, dim=-1)
-            if hard:
-                hot = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
-                probs = hot - probs.detach() + probs
-            rows = probs.shape[0]
-            flat_index = bucket.index.expand(rows, -1, -1)[:, ~bucket.pad]
-            out = out.scatter(1, flat_index, probs[:, ~bucket.pad])
-        return out
-
     def sample_discrete(
         self, logits: torch.Tensor, generator: torch.Generator | None, temperature: float = 1.0
     ) -> torch.Tensor:
@@ -109,6 +81,80 @@ class SpanLayout:
             flat_index = bucket.index.expand(rows, -1, -1)[:, ~bucket.pad]
             out = out.scatter(1, flat_index, hot[:, ~bucket.pad])
         return out
+
+
+#: Added to padding logits: exp() of it is exactly 0 and 0 * it stays finite.
+PAD_LOGIT = -1e9
+
+
+class PaddedHeads:
+    """Index maps between the encoded row and a padded per-bucket layout.
+
+    In the padded layout every bucket's one-hot groups form a contiguous
+    ``(groups, width)`` block (padding slots hold 0), followed by the continuous
+    ``alpha`` values. Per-group softmaxes become one ``softmax`` per bucket over a
+    view, with no gather of the batch. A network whose last layer has its weights
+    gathered by ``index`` writes padded logits directly; ``pad_bias`` (``PAD_LOGIT``
+    at padding) added to its bias gives padding exactly zero probability. Every
+    encoded slot appears exactly once (``complete``), so ``inverse`` maps back.
+    """
+
+    def __init__(self, layout: SpanLayout, device: torch.device) -> None:
+        positions: list[int] = []
+        pad: list[bool] = []
+        self.blocks: list[tuple[int, int, int]] = []  # (start, groups, width)
+        for bucket in layout.buckets:
+            groups, width = bucket.index.shape
+            self.blocks.append((len(positions), groups, width))
+            positions += bucket.index.reshape(-1).tolist()
+            pad += bucket.pad.reshape(-1).tolist()
+        self.n_discrete = len(positions)
+        positions += layout.alpha_index.tolist()
+        pad += [False] * int(layout.alpha_index.numel())
+        #: Width of a padded row.
+        self.width = len(positions)
+        index = torch.tensor(positions, dtype=torch.long)
+        is_pad = torch.tensor(pad, dtype=torch.bool)
+        real = index[~is_pad]
+        #: True when every encoded slot is exactly one non-padding position.
+        self.complete = bool(
+            len(real) == layout.dim and torch.equal(real.sort().values, torch.arange(layout.dim))
+        )
+        inverse = torch.zeros(layout.dim, dtype=torch.long)
+        if self.complete:
+            inverse[real] = torch.nonzero(~is_pad).squeeze(1)
+        self.index = index.to(device)
+        self.inverse = inverse.to(device)
+        self.keep = (~is_pad).to(torch.float32).to(device)
+        bias = torch.zeros(len(positions))
+        bias[is_pad] = PAD_LOGIT
+        self.pad_bias = bias.to(device)
+
+    def pad_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Encoded rows in the padded layout (padding slots 0): done once per fit."""
+        return rows.index_select(1, self.index) * self.keep
+
+    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of the discrete part of padded ``logits``: ``(batch, n_discrete)``.
+
+        ``logits`` already carry ``pad_bias`` (it is folded into the output layer's bias).
+        """
+        rows = logits.shape[0]
+        biased = logits[:, : self.n_discrete]
+        parts = [
+            torch.log_softmax(
+                biased[:, start : start + groups * width].view(rows, groups, width), -1
+            ).reshape(rows, groups * width)
+            for start, groups, width in self.blocks
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts, dim=1) if parts else biased
+
+
+def _bucket_width(width: int) -> int:
+    """Bucket of a one-hot group: the next power of two of its width."""
+    return 1 << max(0, (width - 1).bit_length())
 
 
 def _gumbel_like(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

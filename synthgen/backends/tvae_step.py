@@ -9,14 +9,11 @@ into and out of a padded output layout) does the same arithmetic in far fewer
 operations. ``tests/test_tvae.py`` proves the gradients equal autograd's on the
 reference loss (``TVAE._negative_elbo``), which stays the definition of the model.
 
-Layout: training rows are stored once in a *padded* layout where every discrete group
-of one bucket width is a ``(groups, width)`` block (padding slots hold 0) followed by
-the continuous ``alpha`` values. The first encoder layer and the last decoder layer
-use their weights permuted into that layout (a gather of a small weight matrix, not
-of the batch), so the decoder writes padded logits directly; padding logits get a
-large negative bias, so their softmax weight is exactly zero. Every encoded slot
-appears exactly once in the padded layout, so weight gradients return to the
-model's own order by gathering with the inverse index.
+Layout: training rows are stored once in the padded layout of ``PaddedHeads``. The
+first encoder layer and the last decoder layer use their weights permuted into that
+layout (a gather of a small weight matrix, not of the batch), so the decoder writes
+padded logits directly and each bucket's log-softmax is one call on a view. Weight
+gradients return to the model's own order by gathering with the inverse index.
 """
 
 from __future__ import annotations
@@ -24,64 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthgen.backends.spans import SpanLayout
-
-#: Added to padding logits: exp() of it is exactly 0 and 0 * it stays finite.
-PAD_LOGIT = -1e9
-
-
-class PaddedHeads:
-    """Index maps between the encoded row and the padded per-bucket output layout."""
-
-    def __init__(self, layout: SpanLayout, device: torch.device) -> None:
-        positions: list[int] = []
-        pad: list[bool] = []
-        self.blocks: list[tuple[int, int, int]] = []  # (start, groups, width)
-        for bucket in layout.buckets:
-            groups, width = bucket.index.shape
-            self.blocks.append((len(positions), groups, width))
-            positions += bucket.index.reshape(-1).tolist()
-            pad += bucket.pad.reshape(-1).tolist()
-        self.n_discrete = len(positions)
-        positions += layout.alpha_index.tolist()
-        pad += [False] * int(layout.alpha_index.numel())
-        index = torch.tensor(positions, dtype=torch.long)
-        is_pad = torch.tensor(pad, dtype=torch.bool)
-        real = index[~is_pad]
-        #: True when every encoded slot is exactly one non-padding position.
-        self.complete = bool(
-            len(real) == layout.dim and torch.equal(real.sort().values, torch.arange(layout.dim))
-        )
-        inverse = torch.zeros(layout.dim, dtype=torch.long)
-        if self.complete:
-            inverse[real] = torch.nonzero(~is_pad).squeeze(1)
-        self.index = index.to(device)
-        self.inverse = inverse.to(device)
-        self.keep = (~is_pad).to(torch.float32).to(device)
-        bias = torch.zeros(len(positions))
-        bias[is_pad] = PAD_LOGIT
-        self.pad_bias = bias.to(device)
-
-    def pad_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Encoded rows in the padded layout (padding slots 0): done once per fit."""
-        return rows[:, self.index] * self.keep
-
-    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities of the discrete part of padded ``logits``: ``(batch, n_discrete)``.
-
-        ``logits`` already carry ``pad_bias`` (it is folded into the output layer's bias).
-        """
-        rows = logits.shape[0]
-        biased = logits[:, : self.n_discrete]
-        parts = [
-            torch.log_softmax(
-                biased[:, start : start + groups * width].view(rows, groups, width), -1
-            ).reshape(rows, groups * width)
-            for start, groups, width in self.blocks
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat(parts, dim=1) if parts else biased
+from synthgen.backends.spans import PaddedHeads
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -118,7 +58,7 @@ def _mlp_backward(
         weight_grad = torch.mm(grad.t(), acts[i])
         grads[layer.bias] = grad.sum(0)
         if i == 0 and first_columns is not None:
-            grads[layer.weight] = weight_grad[:, first_columns]
+            grads[layer.weight] = weight_grad.index_select(1, first_columns)
             return None
         grads[layer.weight] = weight_grad
         grad = torch.mm(grad, layer.weight)
@@ -155,7 +95,9 @@ class FusedTVAEStep:
         with torch.no_grad():
             # ---- forward
             # padding columns of the input are 0, so any weight there contributes nothing
-            enc_acts = _mlp_forward(enc_layers, target, enc_layers[0].weight[:, heads.index])
+            enc_acts = _mlp_forward(
+                enc_layers, target, enc_layers[0].weight.index_select(1, heads.index)
+            )
             head_weight = torch.cat([encoder.mean.weight, encoder.log_var.weight])
             head_bias = torch.cat([encoder.mean.bias, encoder.log_var.bias])
             latent = encoder.mean.weight.shape[0]
@@ -164,9 +106,9 @@ class FusedTVAEStep:
             std = torch.exp(0.5 * log_var)
             z = torch.addcmul(mean, noise, std)
             dec_acts = _mlp_forward(dec_layers, z, dec_layers[0].weight)
-            out_weight = out_layer.weight[heads.index]
+            out_weight = out_layer.weight.index_select(0, heads.index)
             # decoder logits straight in the padded layout
-            out_bias = out_layer.bias[heads.index] + heads.pad_bias
+            out_bias = out_layer.bias.index_select(0, heads.index) + heads.pad_bias
             padded = torch.addmm(out_bias, dec_acts[-1], out_weight.t())
 
             # ---- loss and its gradient w.r.t. the padded logits
@@ -194,8 +136,10 @@ class FusedTVAEStep:
             loss = scale * reconstruction + kl
 
             # ---- backward through the decoder
-            grads[out_layer.weight] = torch.mm(grad_padded.t(), dec_acts[-1])[heads.inverse]
-            grads[out_layer.bias] = grad_padded.sum(0)[heads.inverse]
+            grads[out_layer.weight] = torch.mm(grad_padded.t(), dec_acts[-1]).index_select(
+                0, heads.inverse
+            )
+            grads[out_layer.bias] = grad_padded.sum(0).index_select(0, heads.inverse)
             grad_z = _mlp_backward(
                 dec_layers, dec_acts, torch.mm(grad_padded, out_weight), grads, None
             )
