@@ -156,3 +156,78 @@ def test_bad_parameters(adult_small):
         sg.CTGAN(pac=0).fit(adult_small)
     with pytest.raises(ConfigError, match="too few"):
         sg.CTGAN(epochs=1, batch_size=10, pac=10).fit(adult_small.head(5))
+
+
+def _reference_critic_losses(critic, fake_in, real_in, mix, masks, penalty_weight, pac):
+    """WGAN-GP critic objective by autograd on the module's layers with given dropout masks."""
+    from torch import nn
+
+    linears = [m for m in critic.modules() if isinstance(m, nn.Linear)]
+
+    def forward(x, layer_masks):
+        for layer, mask in zip(linears[:-1], layer_masks, strict=True):
+            x = torch.nn.functional.leaky_relu(layer(x), 0.2) * mask
+        return linears[-1](x)
+
+    packs = fake_in.shape[0] // pac
+    scores = forward(torch.cat([fake_in, real_in]).view(2 * packs, -1), masks[0])
+    loss = scores[:packs].mean() - scores[packs:].mean()
+    mixed = torch.lerp(fake_in, real_in, mix).view(packs, -1).requires_grad_(True)
+    (slope,) = torch.autograd.grad(forward(mixed, masks[1]).sum(), mixed, create_graph=True)
+    penalty = penalty_weight * ((slope.norm(dim=1) - 1) ** 2).mean()
+    return loss, penalty
+
+
+@pytest.mark.parametrize("hidden", [(256, 256), (64,), (32, 16, 8)])
+def test_fused_critic_gradients_equal_autograd(hidden):
+    from synthgen.backends.ctgan import PacCritic
+    from synthgen.backends.ctgan_critic import FusedCritic, half_dropout_mask
+
+    torch.manual_seed(0)
+    pac, rows, width = 5, 40, 12
+    critic = PacCritic(width, hidden, pac)
+    fused = FusedCritic(critic, pac)
+    fake_in, real_in = torch.randn(rows, width), torch.randn(rows, width)
+    packs = rows // pac
+    mix = torch.rand(packs, 1, 1).expand(packs, pac, 1).reshape(-1, 1)
+    masks = (
+        [half_dropout_mask(2 * packs, h, torch.device("cpu")) for h in hidden],
+        [half_dropout_mask(packs, h, torch.device("cpu")) for h in hidden],
+    )
+    loss, penalty, grads = fused.critic_gradients(fake_in, real_in, mix, 10.0, masks)
+    ref_loss, ref_penalty = _reference_critic_losses(
+        critic, fake_in, real_in, mix, masks, 10.0, pac
+    )
+    critic.zero_grad()
+    (ref_loss + ref_penalty).backward()
+    torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(penalty, ref_penalty.detach(), rtol=1e-5, atol=1e-6)
+    for name, param in critic.named_parameters():
+        torch.testing.assert_close(grads[param], param.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+    # the generator's side: gradient of -mean(score) w.r.t. the rows, weights fixed
+    rows_in = fake_in.clone().requires_grad_(True)
+    g_loss, grad = fused.generator_gradient(rows_in.detach(), masks[1])
+    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    x = rows_in.view(packs, -1)
+    for layer, mask in zip(linears[:-1], masks[1], strict=True):
+        x = torch.nn.functional.leaky_relu(layer(x), 0.2) * mask
+    reference = -linears[-1](x).mean()
+    reference.backward()
+    torch.testing.assert_close(g_loss, reference.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, rows_in.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_half_dropout_masks_are_fair_independent_bits():
+    from synthgen.backends.ctgan_critic import half_dropout_mask
+
+    mask = half_dropout_mask(4000, 63, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert set(mask.unique().tolist()) == {0.0, 2.0}  # inverted dropout scaling, like nn.Dropout
+    kept = (mask > 0).float()
+    assert abs(float(kept.mean()) - 0.5) < 0.005
+    per_column = kept.mean(dim=0)  # every bit position of the random words is fair
+    assert float((per_column - 0.5).abs().max()) < 0.04
+    pair = (kept[:, :-1] * kept[:, 1:]).mean()  # neighbouring bits are independent
+    assert abs(float(pair) - 0.25) < 0.01
+    again = half_dropout_mask(4000, 63, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert torch.equal(mask, again)

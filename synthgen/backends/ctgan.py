@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
+from synthgen.backends.ctgan_critic import LEAKY_SLOPE, FusedCritic
 from synthgen.backends.spans import PaddedHeads, SpanLayout
 from synthgen.errors import ConfigError
 
@@ -77,7 +78,7 @@ class PacCritic(nn.Module):
         layers: list[nn.Module] = []
         width = input_dim * pac
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+            layers += [nn.Linear(width, size), nn.LeakyReLU(LEAKY_SLOPE), nn.Dropout(0.5)]
             width = size
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
@@ -285,6 +286,7 @@ class CTGAN(BaseGenerator):
             self.heads_.width + cond_dim, tuple(self.discriminator_dims), self.pac
         )
         self.critic_.to(self.device_)
+        self.fused_critic_ = FusedCritic(self.critic_, self.pac)
         self.g_optimizer_ = torch.optim.Adam(
             self.generator_.parameters(),
             lr=self.generator_lr,
@@ -338,16 +340,6 @@ class CTGAN(BaseGenerator):
         logits = self._padded_logits(torch.cat([self._noise(len(cond)), cond], dim=1))
         return logits, self._activate(logits)
 
-    def _penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """WGAN-GP: unit gradient norm on interpolates, one mixing weight per pack."""
-        packs = real.shape[0] // self.pac
-        weight = torch.rand(packs, 1, 1, device=real.device).expand(packs, self.pac, 1)
-        mixed = torch.lerp(fake, real, weight.reshape(-1, 1)).requires_grad_(True)
-        scores = self.critic_(mixed)
-        (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-        norms = grad.reshape(packs, -1).norm(2, dim=1)
-        return ((norms - 1) ** 2).mean() * self.gradient_penalty
-
     def _condition_loss(
         self, logits: torch.Tensor, column: torch.Tensor, category: torch.Tensor
     ) -> torch.Tensor:
@@ -373,15 +365,19 @@ class CTGAN(BaseGenerator):
         return data.index_select(0, rows), cond[perm]
 
     def _critic_step(self, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
-        """One critic update on detached generated rows; returns the Wasserstein loss."""
-        penalty = self._penalty(real_in, fake_in)
-        scores = self.critic_(torch.cat([fake_in, real_in]))  # one pass over both
+        """One critic update (WGAN-GP, closed-form gradients); returns the Wasserstein loss.
+
+        The penalty's interpolation weight is drawn once per pack.
+        """
         packs = fake_in.shape[0] // self.pac
-        d_loss = scores[:packs].mean() - scores[packs:].mean()
-        self.d_optimizer_.zero_grad(set_to_none=True)
-        (d_loss + penalty).backward()
+        mix = torch.rand(packs, 1, 1, device=fake_in.device).expand(packs, self.pac, 1)
+        d_loss, _, grads = self.fused_critic_.critic_gradients(
+            fake_in, real_in, mix.reshape(-1, 1), float(self.gradient_penalty)
+        )
+        for param in self.critic_.parameters():
+            param.grad = grads[param]
         self.d_optimizer_.step()
-        return d_loss.detach()
+        return d_loss
 
     def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # The scaffold's shuffled batch sets the batch size; the rows themselves are drawn
@@ -390,26 +386,29 @@ class CTGAN(BaseGenerator):
         # the generator's batch, kept with its graph for the generator update below
         column, category, cond = self._draw_conditions(n)
         logits, fake = self._fake(cond)
-        fake_in = torch.cat([fake, cond], dim=1)
+        fake_in = torch.cat([fake.detach(), cond], dim=1)
         for step in range(int(self.discriminator_steps)):
             if step == int(self.discriminator_steps) - 1:
                 critic_column, critic_category, critic_cond = column, category, cond
-                critic_fake = fake_in.detach()
+                critic_fake = fake_in
             else:  # extra critic updates see fresh batches
                 critic_column, critic_category, critic_cond = self._draw_conditions(n)
                 with torch.no_grad():
                     critic_fake = torch.cat([self._fake(critic_cond)[1], critic_cond], 1)
             real, real_cond = self._real_rows(critic_column, critic_category, critic_cond)
             d_loss = self._critic_step(critic_fake, torch.cat([real, real_cond], dim=1))
-        self.critic_.requires_grad_(False)  # the generator step needs no critic weight grads
-        g_loss = -self.critic_(fake_in).mean()
-        self.critic_.requires_grad_(True)
+        # generator update: the critic's input gradient, then autograd through the generator
+        g_loss, grad_in = self.fused_critic_.generator_gradient(fake_in)
+        outputs, grads = [fake], [grad_in[:, : fake.shape[1]]]
         if column is not None:
-            g_loss = g_loss + self._condition_loss(logits, column, category)
+            condition_loss = self._condition_loss(logits, column, category)
+            outputs.append(condition_loss)
+            grads.append(torch.ones_like(condition_loss))
+            g_loss = g_loss + condition_loss.detach()
         self.g_optimizer_.zero_grad(set_to_none=True)
-        g_loss.backward()
+        torch.autograd.backward(outputs, grads)
         self.g_optimizer_.step()
-        return {"loss_g": g_loss.detach(), "loss_d": d_loss}
+        return {"loss_g": g_loss, "loss_d": d_loss}
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Critic's Wasserstein estimate between held-out rows and generated rows."""
