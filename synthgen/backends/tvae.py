@@ -171,13 +171,13 @@ class TVAE(BaseGenerator):
         layout (always, for the transforms shipped), else in the encoded layout.
         """
         noise = torch.randn(batch.shape[0], self.embedding_dim, device=batch.device)
-        self.optimizer_.zero_grad(set_to_none=True)
         if self.heads_.complete:
             loss, kl, grads = self.fused_step_(batch, noise, self.loss_factor)
             for group in self.optimizer_.param_groups:
                 for param in group["params"]:
                     param.grad = grads.get(param)
         else:  # a layout the fused step does not cover: plain autograd
+            self.optimizer_.zero_grad(set_to_none=True)
             reconstruction, kl_rows = self._negative_elbo(batch, True, noise)
             loss = (self.loss_factor * reconstruction + kl_rows).mean()
             kl = kl_rows.mean()

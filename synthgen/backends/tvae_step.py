@@ -118,7 +118,7 @@ class FusedTVAEStep:
             target_d = target[:, :d]
             reconstruction = -(log_prob * target_d).sum()
             grad_padded = torch.empty_like(padded)
-            torch.sub(log_prob.exp(), target_d, out=grad_padded[:, :d])
+            torch.sub(log_prob.exp_(), target_d, out=grad_padded[:, :d])
             sigma = decoder.sigma
             if sigma.numel():
                 mean_a = torch.tanh(padded[:, d:])
@@ -131,8 +131,8 @@ class FusedTVAEStep:
                 grad_padded[:, d:] = residual * inv_var * (mean_a.square() - 1)
                 grads[sigma] = (rows / sigma - sq * inv_var / sigma) * scale
             grad_padded.mul_(scale)
-            kl_terms = 1 + log_var - mean.square() - std.square()
-            kl = -0.5 * kl_terms.sum() / rows
+            var = std.square()
+            kl = (var + mean.square() - log_var).sum() * (0.5 / rows) - 0.5 * latent
             loss = scale * reconstruction + kl
 
             # ---- backward through the decoder
@@ -147,7 +147,8 @@ class FusedTVAEStep:
             # ---- latent: reparameterisation and KL
             grad_stats = torch.empty_like(stats)
             torch.add(grad_z, mean, alpha=1.0 / rows, out=grad_stats[:, :latent])
-            grad_stats[:, latent:] = (grad_z * noise * std + (std.square() - 1) / rows) * 0.5
+            kl_grad = var.sub_(1).mul_(0.5 / rows)  # d KL / d log_var
+            torch.addcmul(kl_grad, grad_z, noise * std, value=0.5, out=grad_stats[:, latent:])
             # ---- backward through the encoder
             grad_head_weight = torch.mm(grad_stats.t(), enc_acts[-1])
             grad_head_bias = grad_stats.sum(0)
