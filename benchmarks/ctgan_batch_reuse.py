@@ -41,18 +41,7 @@ class FreshBatchCTGAN(CTGAN):
             d_loss = self._critic_step(torch.cat([fake, cond], 1), torch.cat([real, real_cond], 1))
         column, category, cond = self._draw_conditions(n)
         logits, fake = self._fake(cond)
-        g_loss, grad_in = self.fused_critic_.generator_gradient(
-            torch.cat([fake.detach(), cond], dim=1)
-        )
-        outputs, grads = [fake], [grad_in[:, : fake.shape[1]]]
-        if column is not None:
-            condition_loss = self._condition_loss(logits, column, category)
-            outputs.append(condition_loss)
-            grads.append(torch.ones_like(condition_loss))
-            g_loss = g_loss + condition_loss.detach()
-        self.g_optimizer_.zero_grad(set_to_none=True)
-        torch.autograd.backward(outputs, grads)
-        self.g_optimizer_.step()
+        g_loss = self._generator_step(logits, fake, cond, column, category)
         return {"loss_g": g_loss, "loss_d": d_loss}
 
 

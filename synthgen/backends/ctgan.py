@@ -397,8 +397,25 @@ class CTGAN(BaseGenerator):
                     critic_fake = torch.cat([self._fake(critic_cond)[1], critic_cond], 1)
             real, real_cond = self._real_rows(critic_column, critic_category, critic_cond)
             d_loss = self._critic_step(critic_fake, torch.cat([real, real_cond], dim=1))
-        # generator update: the critic's input gradient, then autograd through the generator
-        g_loss, grad_in = self.fused_critic_.generator_gradient(fake_in)
+        g_loss = self._generator_step(logits, fake, cond, column, category)
+        return {"loss_g": g_loss, "loss_d": d_loss}
+
+    def _generator_step(
+        self,
+        logits: torch.Tensor,
+        fake: torch.Tensor,
+        cond: torch.Tensor,
+        column: torch.Tensor | None,
+        category: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Generator update from a batch generated with its graph; returns its loss.
+
+        The critic's input gradient comes in closed form; autograd carries it (and the
+        condition cross-entropy) through the generator.
+        """
+        g_loss, grad_in = self.fused_critic_.generator_gradient(
+            torch.cat([fake.detach(), cond], dim=1)
+        )
         outputs, grads = [fake], [grad_in[:, : fake.shape[1]]]
         if column is not None:
             condition_loss = self._condition_loss(logits, column, category)
@@ -408,7 +425,7 @@ class CTGAN(BaseGenerator):
         self.g_optimizer_.zero_grad(set_to_none=True)
         torch.autograd.backward(outputs, grads)
         self.g_optimizer_.step()
-        return {"loss_g": g_loss, "loss_d": d_loss}
+        return g_loss
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Critic's Wasserstein estimate between held-out rows and generated rows."""
