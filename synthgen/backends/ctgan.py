@@ -324,10 +324,7 @@ class CTGAN(BaseGenerator):
         # Gumbel noise -log(-log(u)) for every discrete slot at once
         u = torch.rand(rows, d, device=logits.device).clamp_min_(1e-20)
         noisy = (logits[:, :d] - u.log_().neg_().log_()) / self.tau
-        parts = []
-        for start, groups, width in heads.blocks:
-            block = noisy[:, start : start + groups * width].view(rows, groups, width)
-            parts.append(torch.softmax(block, dim=-1).reshape(rows, groups * width))
+        parts = heads.per_group(torch.softmax, noisy)
         if logits.shape[1] > d:
             parts.append(torch.tanh(logits[:, d:]))
         return torch.cat(parts, dim=1)

@@ -8,6 +8,8 @@ softmax or categorical sampling is a handful of tensor operations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -134,19 +136,29 @@ class PaddedHeads:
         """Encoded rows in the padded layout (padding slots 0): done once per fit."""
         return rows.index_select(1, self.index) * self.keep
 
+    def per_group(
+        self, function: Callable[..., torch.Tensor], discrete: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """``function(block, -1)`` on every bucket's ``(batch, groups, width)`` view.
+
+        ``discrete`` is the discrete part of padded rows; each result is flattened back
+        to ``(batch, groups * width)``, in layout order.
+        """
+        rows = discrete.shape[0]
+        return [
+            function(
+                discrete[:, start : start + groups * width].view(rows, groups, width), -1
+            ).reshape(rows, groups * width)
+            for start, groups, width in self.blocks
+        ]
+
     def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of the discrete part of padded ``logits``: ``(batch, n_discrete)``.
 
         ``logits`` already carry ``pad_bias`` (it is folded into the output layer's bias).
         """
-        rows = logits.shape[0]
         biased = logits[:, : self.n_discrete]
-        parts = [
-            torch.log_softmax(
-                biased[:, start : start + groups * width].view(rows, groups, width), -1
-            ).reshape(rows, groups * width)
-            for start, groups, width in self.blocks
-        ]
+        parts = self.per_group(torch.log_softmax, biased)
         if len(parts) == 1:
             return parts[0]
         return torch.cat(parts, dim=1) if parts else biased

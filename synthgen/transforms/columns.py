@@ -123,13 +123,19 @@ class NumericalEncoder:
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
     def fit(self, series: pd.Series, max_components: int, max_fit_rows: int, seed: int) -> None:
+        present = self.fit_present(series)
+        self.state = fit_mode_normalizer(present, max_components, max_fit_rows, seed)
+
+    def fit_present(self, series: pd.Series) -> np.ndarray:
+        """Learn what every numerical encoding shares (datetime unit, fill value for
+        nulls) and return the present values as float64 (a single 0 if none are)."""
         numbers = self.to_numbers(series)
         present = numbers[~np.isnan(numbers)]
         if len(present) == 0:
             present = np.zeros(1)
         self.fit_resolution(present)
         self.fill_value = float(np.median(present))
-        self.state = fit_mode_normalizer(present, max_components, max_fit_rows, seed)
+        return present
 
     def fit_resolution(self, present: np.ndarray) -> None:
         """Datetimes: remember the coarsest unit every value is a multiple of.

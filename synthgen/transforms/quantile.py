@@ -155,12 +155,7 @@ class QuantileEncoder(NumericalEncoder):
     def fit(
         self, series: pd.Series, max_fit_rows: int | None = None, seed: int = 0, **_: Any
     ) -> None:
-        numbers = self.to_numbers(series)
-        present = numbers[~np.isnan(numbers)]
-        if len(present) == 0:
-            present = np.zeros(1)
-        self.fit_resolution(present)
-        self.fill_value = float(np.median(present))
+        present = self.fit_present(series)
         self.quantiles = fit_quantiles(present, self.n_quantiles, max_fit_rows, seed)
 
     @property
