@@ -40,7 +40,8 @@ def save_model(model, path: str | os.PathLike) -> None:
     transform_meta, tensors = model.transformer_.state_dict()
     for name, module in model._modules().items():
         for key, value in module.state_dict().items():
-            tensors[f"net.{name}.{key}"] = value.detach().cpu().contiguous()
+            # a copy: parameters may be views of one shared training buffer
+            tensors[f"net.{name}.{key}"] = value.detach().cpu().clone()
     extra_meta, extra_tensors = model._extra_state()
     tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra_tensors.items()})
     params = model.get_params()

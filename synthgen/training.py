@@ -21,6 +21,7 @@ import torch
 from synthgen.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -37,6 +38,36 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "or device='auto'"
         )
     return torch.device(device)
+
+
+def native_bfloat16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX).
+
+    Without those instructions bfloat16 products are emulated and slower than float32.
+    """
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a ``precision`` argument that is not one of ``PRECISIONS``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision={precision!r} is not supported; use one of {', '.join(PRECISIONS)}"
+        )
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of a backend's matrix products for the user's ``precision`` argument.
+
+    ``"auto"`` picks bfloat16 products (float32 everything else) on CPUs with native
+    bfloat16 arithmetic, where they run about twice as fast, and float32 elsewhere.
+    """
+    check_precision(precision)
+    if precision == "auto":
+        use_bf16 = device.type == "cpu" and native_bfloat16_cpu()
+        return torch.bfloat16 if use_bf16 else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
 def seed_everything(seed: int) -> None:

@@ -17,17 +17,14 @@ import torch
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
+from synthgen.backends.flat_params import FlatParameters
 from synthgen.backends.spans import SpanLayout
 from synthgen.backends.tvae_step import FusedTVAEStep, PaddedHeads
 from synthgen.errors import ConfigError
+from synthgen.training import check_precision, resolve_precision
 
 #: Bounds of the learned output standard deviations (as in the paper's ``delta``).
 SIGMA_MIN, SIGMA_MAX = 0.01, 1.0
-
-
-def _fast_adam_options() -> dict[str, bool]:
-    """Fused Adam (one kernel for all parameters) where this torch build supports it."""
-    return {"fused": True}
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -74,6 +71,9 @@ class TVAE(BaseGenerator):
     l2scale: weight decay of Adam.
     loss_factor: weight of the reconstruction term against the KL term.
     learning_rate: Adam step size.
+    precision: dtype of the training step's matrix products: "float32", "bfloat16"
+        (float32 master weights, loss and heads; about twice as fast products on CPUs
+        with native bfloat16), or "auto" (bfloat16 where the CPU has it natively).
     """
 
     backend_name: ClassVar[str] = "tvae"
@@ -91,6 +91,7 @@ class TVAE(BaseGenerator):
         l2scale: float = 1e-5,
         loss_factor: float = 2.0,
         learning_rate: float = 1e-3,
+        precision: str = "auto",
         **scaffold: Any,
     ) -> None:
         super().__init__(
@@ -102,6 +103,7 @@ class TVAE(BaseGenerator):
         self.l2scale = l2scale
         self.loss_factor = loss_factor
         self.learning_rate = learning_rate
+        self.precision = precision
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -111,6 +113,7 @@ class TVAE(BaseGenerator):
                 raise ConfigError(f"{name}={dims!r} must be a non-empty list of positive widths")
         if int(self.embedding_dim) < 1:
             raise ConfigError(f"embedding_dim={self.embedding_dim!r} must be positive")
+        check_precision(self.precision)
 
     # ------------------------------------------------------------------ networks
     def _build(self, layout: SpanLayout, data: torch.Tensor | None) -> None:
@@ -121,12 +124,17 @@ class TVAE(BaseGenerator):
         self.encoder_.to(self.device_)
         self.decoder_.to(self.device_)
         self.heads_ = PaddedHeads(layout, self.device_)
-        self.fused_step_ = FusedTVAEStep(self.encoder_, self.decoder_, self.heads_)
+        self.compute_dtype_ = resolve_precision(self.precision, self.device_)
+        self.fused_step_ = FusedTVAEStep(
+            self.encoder_, self.decoder_, self.heads_, self.compute_dtype_
+        )
+        # all parameters in one flat buffer: one Adam kernel per step
+        self.params_ = FlatParameters([self.encoder_, self.decoder_])
         self.optimizer_ = torch.optim.Adam(
-            list(self.encoder_.parameters()) + list(self.decoder_.parameters()),
+            [self.params_.parameter],
             lr=self.learning_rate,
             weight_decay=self.l2scale,
-            **_fast_adam_options(),
+            fused=True,
         )
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -173,15 +181,13 @@ class TVAE(BaseGenerator):
         noise = torch.randn(batch.shape[0], self.embedding_dim, device=batch.device)
         if self.heads_.complete:
             loss, kl, grads = self.fused_step_(batch, noise, self.loss_factor)
-            for group in self.optimizer_.param_groups:
-                for param in group["params"]:
-                    param.grad = grads.get(param)
+            self.params_.set_grads(grads)
         else:  # a layout the fused step does not cover: plain autograd
-            self.optimizer_.zero_grad(set_to_none=True)
             reconstruction, kl_rows = self._negative_elbo(batch, True, noise)
             loss = (self.loss_factor * reconstruction + kl_rows).mean()
             kl = kl_rows.mean()
             loss.backward()
+            self.params_.collect_grads()
         self.optimizer_.step()
         with torch.no_grad():
             self.decoder_.sigma.clamp_(SIGMA_MIN, SIGMA_MAX)
