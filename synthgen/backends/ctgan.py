@@ -39,8 +39,10 @@ from torch import nn
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.ctgan_critic import LEAKY_SLOPE, FusedCritic
+from synthgen.backends.flat_params import FlatParameters
 from synthgen.backends.spans import PaddedHeads, SpanLayout
 from synthgen.errors import ConfigError
+from synthgen.training import check_precision, resolve_precision
 
 
 class ResidualBlock(nn.Module):
@@ -214,7 +216,9 @@ class CTGAN(BaseGenerator):
     generator_lr / discriminator_lr and *_decay: Adam settings; discriminator_steps:
     critic updates per generator update; pac: rows per critic pack (batches are a
     multiple of it); gradient_penalty: weight of the WGAN-GP term; tau: Gumbel-softmax
-    temperature during training.
+    temperature during training; precision: dtype of the training products, "float32",
+    "bfloat16" (float32 weights, losses, penalty norms and gradients; about twice as
+    fast products on CPUs with native bfloat16) or "auto" (bfloat16 where native).
     """
 
     backend_name: ClassVar[str] = "ctgan"
@@ -237,6 +241,7 @@ class CTGAN(BaseGenerator):
         pac: int = 10,
         gradient_penalty: float = 10.0,
         tau: float = 0.2,
+        precision: str = "auto",
         **scaffold: Any,
     ) -> None:
         super().__init__(
@@ -253,6 +258,7 @@ class CTGAN(BaseGenerator):
         self.pac = pac
         self.gradient_penalty = gradient_penalty
         self.tau = tau
+        self.precision = precision
 
     @property
     def batch_multiple(self) -> int:  # type: ignore[override]
@@ -266,6 +272,7 @@ class CTGAN(BaseGenerator):
             raise ConfigError(f"batch_size={self.batch_size} must be a multiple of pac={self.pac}")
         if int(self.discriminator_steps) < 1:
             raise ConfigError("discriminator_steps must be at least 1")
+        check_precision(self.precision)
 
     # ------------------------------------------------------------------ networks
     def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:
@@ -286,16 +293,20 @@ class CTGAN(BaseGenerator):
             self.heads_.width + cond_dim, tuple(self.discriminator_dims), self.pac
         )
         self.critic_.to(self.device_)
-        self.fused_critic_ = FusedCritic(self.critic_, self.pac)
+        self.compute_dtype_ = resolve_precision(self.precision, self.device_)
+        self.fused_critic_ = FusedCritic(self.critic_, self.pac, self.compute_dtype_)
+        # each network's parameters in one flat buffer: one Adam kernel per update
+        self.g_params_ = FlatParameters([self.generator_])
+        self.d_params_ = FlatParameters([self.critic_])
         self.g_optimizer_ = torch.optim.Adam(
-            self.generator_.parameters(),
+            [self.g_params_.parameter],
             lr=self.generator_lr,
             betas=(0.5, 0.9),
             weight_decay=self.generator_decay,
             fused=True,
         )
         self.d_optimizer_ = torch.optim.Adam(
-            self.critic_.parameters(),
+            [self.d_params_.parameter],
             lr=self.discriminator_lr,
             betas=(0.5, 0.9),
             weight_decay=self.discriminator_decay,
@@ -333,8 +344,16 @@ class CTGAN(BaseGenerator):
         return torch.randn(n, self.embedding_dim, device=self.device_, generator=generator)
 
     def _fake(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded logits and activated rows (padded layout) for conditions ``cond``."""
-        logits = self._padded_logits(torch.cat([self._noise(len(cond)), cond], dim=1))
+        """Padded logits and activated rows (padded layout) for conditions ``cond``.
+
+        Training's generator pass: its products run in the compute dtype through
+        autocast (autograd carries the casts back), the logits return as float32.
+        """
+        inputs = torch.cat([self._noise(len(cond)), cond], dim=1)
+        dtype = self.compute_dtype_
+        with torch.autocast(self.device_.type, dtype=dtype, enabled=dtype != torch.float32):
+            logits = self._padded_logits(inputs)
+        logits = logits.float()
         return logits, self._activate(logits)
 
     def _condition_loss(
@@ -371,8 +390,7 @@ class CTGAN(BaseGenerator):
         d_loss, _, grads = self.fused_critic_.critic_gradients(
             fake_in, real_in, mix.reshape(-1, 1), float(self.gradient_penalty)
         )
-        for param in self.critic_.parameters():
-            param.grad = grads[param]
+        self.d_params_.set_grads(grads)
         self.d_optimizer_.step()
         return d_loss
 
@@ -419,8 +437,8 @@ class CTGAN(BaseGenerator):
             outputs.append(condition_loss)
             grads.append(torch.ones_like(condition_loss))
             g_loss = g_loss + condition_loss.detach()
-        self.g_optimizer_.zero_grad(set_to_none=True)
         torch.autograd.backward(outputs, grads)
+        self.g_params_.collect_grads()
         self.g_optimizer_.step()
         return g_loss
 
