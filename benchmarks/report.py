@@ -100,7 +100,10 @@ def git_state() -> dict[str, Any]:
     status = _git("status", "--porcelain", "--", "synthgen", "privacy")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_uncommitted": [line[3:] for line in (status or "").splitlines()],
+        # porcelain lines are "XY path"; _git strips the output, so split, don't slice
+        "git_uncommitted": [
+            line.split(maxsplit=1)[1] for line in (status or "").splitlines() if line.strip()
+        ],
     }
 
 
