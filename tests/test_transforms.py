@@ -71,6 +71,47 @@ def test_mode_normalizer_finds_separate_modes():
     assert np.abs(alpha).max() < 2
 
 
+def test_point_masses_get_exact_modes_of_their_own():
+    """A spike (0 in 90% of rows) is a mode that decodes to exactly 0 whatever alpha the
+    generator produces, and the mixture models the remaining values."""
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(6000) < 0.9, 0.0, rng.lognormal(8, 1, 6000).round())
+    state = fit_mode_normalizer(values, seed=0)
+    assert state.points.sum() == 1 and state.means[state.points][0] == 0.0
+    assert (~state.points).sum() >= 1  # the tail keeps its Gaussian components
+    alpha, modes = encode_modes(state, values, np.random.default_rng(1))
+    zero_mode = int(np.flatnonzero(state.points)[0])
+    assert np.all(modes[values == 0] == zero_mode) and np.all(alpha[values == 0] == 0)
+    assert not np.any(modes[values != 0] == zero_mode)
+    np.testing.assert_allclose(decode_modes(state, alpha, modes), values, rtol=1e-9, atol=1e-9)
+    # a generator's imprecise alpha still lands exactly on the spike
+    noisy = rng.uniform(-0.9, 0.9, len(values))
+    assert np.all(decode_modes(state, noisy, np.full(len(values), zero_mode)) == 0.0)
+
+
+def test_spread_values_have_no_point_masses():
+    values = np.random.default_rng(0).normal(0, 1, 5000)
+    assert not fit_mode_normalizer(values, seed=0).points.any()
+
+
+def test_adult_capital_gain_zeros_and_40_hours_are_point_masses(adult):
+    transformer = TableTransformer().fit(adult)
+    gain = transformer.encoders_["capital-gain"].state
+    hours = transformer.encoders_["hours-per-week"].state
+    assert 0.0 in gain.means[gain.points] and 40.0 in hours.means[hours.points]
+
+
+def test_model_state_without_points_loads_as_no_point_masses(mixed_frame):
+    transformer = TableTransformer().fit(mixed_frame)
+    meta, arrays = transformer.state_dict()
+    arrays = {k: v for k, v in arrays.items() if not k.endswith("points")}
+    restored = TableTransformer.from_state_dict(meta, arrays)
+    for encoder in restored.encoders_.values():
+        state = getattr(encoder, "state", None)
+        if state is not None:
+            assert not state.points.any() and len(state.points) == state.n_modes
+
+
 def test_few_valued_numbers_are_one_hot_and_exact(adult_small):
     transformer = TableTransformer().fit(adult_small)
     roles = {(s.column, s.role) for s in transformer.spans}

@@ -225,7 +225,12 @@ class NumericalEncoder:
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.state is not None
         meta = {"fill_value": self.fill_value, "resolution_ns": self.resolution_ns}
-        arrays = {"means": self.state.means, "stds": self.state.stds, "weights": self.state.weights}
+        arrays = {
+            "means": self.state.means,
+            "stds": self.state.stds,
+            "weights": self.state.weights,
+            "points": self.state.points.astype(np.float64),
+        }
         return meta, arrays
 
     def load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -235,6 +240,8 @@ class NumericalEncoder:
             np.asarray(arrays["means"], dtype=np.float64),
             np.asarray(arrays["stds"], dtype=np.float64),
             np.asarray(arrays["weights"], dtype=np.float64),
+            # files written before point masses existed have none
+            np.asarray(arrays.get("points", np.zeros(0)), dtype=np.float64) > 0.5,
         )
 
 
