@@ -178,15 +178,13 @@ def _reference_critic_losses(critic, fake_in, real_in, mix, masks, penalty_weigh
     return loss, penalty
 
 
-@pytest.mark.parametrize("hidden", [(256, 256), (64,), (32, 16, 8)])
-def test_fused_critic_gradients_equal_autograd(hidden):
+def _critic_case(pac: int, rows: int, width: int, hidden: tuple[int, ...]):
+    """A seeded critic, fake / real rows, per-pack penalty mix and dropout masks."""
     from synthgen.backends.ctgan import PacCritic
-    from synthgen.backends.ctgan_critic import FusedCritic, half_dropout_mask
+    from synthgen.backends.ctgan_critic import half_dropout_mask
 
     torch.manual_seed(0)
-    pac, rows, width = 5, 40, 12
     critic = PacCritic(width, hidden, pac)
-    fused = FusedCritic(critic, pac)
     fake_in, real_in = torch.randn(rows, width), torch.randn(rows, width)
     packs = rows // pac
     mix = torch.rand(packs, 1, 1).expand(packs, pac, 1).reshape(-1, 1)
@@ -194,6 +192,17 @@ def test_fused_critic_gradients_equal_autograd(hidden):
         [half_dropout_mask(2 * packs, h, torch.device("cpu")) for h in hidden],
         [half_dropout_mask(packs, h, torch.device("cpu")) for h in hidden],
     )
+    return critic, fake_in, real_in, mix, masks
+
+
+@pytest.mark.parametrize("hidden", [(256, 256), (64,), (32, 16, 8)])
+def test_fused_critic_gradients_equal_autograd(hidden):
+    from synthgen.backends.ctgan_critic import FusedCritic
+
+    pac, rows = 5, 40
+    critic, fake_in, real_in, mix, masks = _critic_case(pac, rows, 12, hidden)
+    fused = FusedCritic(critic, pac)
+    packs = rows // pac
     loss, penalty, grads = fused.critic_gradients(fake_in, real_in, mix, 10.0, masks)
     ref_loss, ref_penalty = _reference_critic_losses(
         critic, fake_in, real_in, mix, masks, 10.0, pac
@@ -221,21 +230,12 @@ def test_fused_critic_gradients_equal_autograd(hidden):
 def test_bfloat16_critic_stays_close_to_the_exact_gradients():
     """bfloat16 products keep the critic's loss, penalty and gradients within bfloat16
     rounding (a few percent where sums cancel), and return float32 gradients."""
-    from synthgen.backends.ctgan import PacCritic
-    from synthgen.backends.ctgan_critic import FusedCritic, half_dropout_mask
+    from synthgen.backends.ctgan_critic import FusedCritic
 
-    torch.manual_seed(0)
-    pac, rows, width, hidden = 10, 200, 60, (256, 256)
-    critic = PacCritic(width, hidden, pac)
+    pac = 10
+    critic, fake_in, real_in, mix, masks = _critic_case(pac, 200, 60, (256, 256))
     exact = FusedCritic(critic, pac)
     fast = FusedCritic(critic, pac, torch.bfloat16)
-    fake_in, real_in = torch.randn(rows, width), torch.randn(rows, width)
-    packs = rows // pac
-    mix = torch.rand(packs, 1, 1).expand(packs, pac, 1).reshape(-1, 1)
-    masks = (
-        [half_dropout_mask(2 * packs, h, torch.device("cpu")) for h in hidden],
-        [half_dropout_mask(packs, h, torch.device("cpu")) for h in hidden],
-    )
     loss, penalty, grads = exact.critic_gradients(fake_in, real_in, mix, 10.0, masks)
     loss16, penalty16, grads16 = fast.critic_gradients(fake_in, real_in, mix, 10.0, masks)
     assert abs(float(loss16 - loss)) < 0.02 * (abs(float(loss)) + 0.1)
