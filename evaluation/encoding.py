@@ -21,30 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from synthgen.core.values import category_codes, category_keys, numeric_values
 from synthgen.schema import Schema
 
 CONTINUOUS = ("numerical", "datetime")
 DISCRETE = ("categorical", "boolean")
 MAX_HGB_CATEGORIES = 250
-
-
-def numeric_values(series: pd.Series) -> np.ndarray:
-    """Column as float64 (datetimes as nanoseconds since the epoch, NaT as NaN)."""
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        out = series.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
-        out[series.isna().to_numpy()] = np.nan
-        return out
-    if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        if pd.api.types.is_bool_dtype(series.dtype):
-            return series.astype("float64").to_numpy()
-        return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return series.to_numpy(dtype="float64", na_value=np.nan)
-
-
-def category_keys(series: pd.Series) -> pd.Series:
-    """Hashable, type-stable category labels (null -> None) so codes line up across frames."""
-    keys = series.astype(object).where(series.notna(), None)
-    return keys
 
 
 @dataclass
@@ -89,7 +71,7 @@ class TableEncoder:
         """Index of each value in the learnt categories (-1 when unseen); vectorised."""
         cats = self.categories[name]
         known = [c for c in cats if c is not None]
-        codes = pd.Categorical(series.astype(object), categories=known).codes.astype("int64")
+        codes = category_codes(series.astype(object), known)
         # pd.Categorical orders codes as ``known``; shift them to positions in ``cats``
         positions = np.array([cats.index(c) for c in known] + [-1], dtype="int64")
         out = positions[codes]  # code -1 (unseen or null) picks the trailing -1

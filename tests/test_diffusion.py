@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthgen.backends.spans import SpanLayout
 from synthgen.diffusion import (
     GaussianDiffusion,
     MLPDenoiser,
@@ -15,6 +14,7 @@ from synthgen.diffusion import (
 )
 from synthgen.errors import ConfigError
 from synthgen.transforms.columns import Span
+from synthgen.transforms.layout import SpanLayout
 
 # an encoded row: one continuous value, a 3-way group, a 2-way group, a 5-way group
 SPANS = [

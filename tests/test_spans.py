@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synthgen.backends.spans import SpanLayout
 from synthgen.transforms.columns import Span
+from synthgen.transforms.layout import SpanLayout
 
 SPANS = [
     Span("x", "alpha", 0, 1),

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from synthgen.backends.spans import SpanLayout
+from synthgen.core.noise import gumbel_noise
+from synthgen.transforms.layout import SpanLayout
 
 _TINY = 1e-30
 
@@ -85,8 +86,7 @@ class MultinomialDiffusion:
         """One-hot draws from group probabilities (Gumbel-max, padding never chosen)."""
         out = []
         for p in probs:
-            u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-            gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
+            gumbel = gumbel_noise(p, generator)
             scores = torch.log(p.clamp_min(_TINY)).masked_fill(p <= 0, float("-inf"))
             choice = (scores + gumbel).argmax(dim=-1)
             out.append(torch.nn.functional.one_hot(choice, p.shape[-1]).to(p.dtype))

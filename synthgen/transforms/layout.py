@@ -1,4 +1,8 @@
-"""Vectorised per-column heads over the encoded row.
+"""Vectorised per-column heads over the encoded row (``SpanLayout``, ``PaddedHeads``).
+
+Lives in ``transforms`` (it needs only ``Span``) so that both ``synthgen.diffusion`` and
+``synthgen.backends`` can use it: ``backends`` imports ``diffusion``, so a layout
+module under ``backends`` made the two packages import each other.
 
 The encoded row mixes continuous scalars and one-hot groups of different widths. A
 naive loss loops over columns in Python on every batch; here the one-hot groups are
@@ -13,6 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from synthgen.core.noise import gumbel_noise
 from synthgen.transforms.columns import Span
 
 
@@ -77,7 +82,7 @@ class SpanLayout:
         out = logits.clone()
         for bucket in self.buckets:
             scores = bucket.gather(logits, float("-inf")) / temperature
-            choice = (scores + _gumbel_like(scores, generator)).argmax(dim=-1)
+            choice = (scores + gumbel_noise(scores, generator)).argmax(dim=-1)
             hot = F.one_hot(choice, scores.shape[-1]).to(logits.dtype)
             rows = hot.shape[0]
             flat_index = bucket.index.expand(rows, -1, -1)[:, ~bucket.pad]
@@ -167,8 +172,3 @@ class PaddedHeads:
 def _bucket_width(width: int) -> int:
     """Bucket of a one-hot group: the next power of two of its width."""
     return 1 << max(0, (width - 1).bit_length())
-
-
-def _gumbel_like(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=scores.dtype)
-    return -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
