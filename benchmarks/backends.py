@@ -39,6 +39,11 @@ SDV_SYNTHESIZERS = {
 }
 #: SDV synthesizers that train for a number of epochs (the others have no epochs).
 SDV_EPOCH_BASED = {"sdv:tvae", "sdv:ctgan"}
+#: Suffix of a synthgen backend name that trains through autograd only (``tvae/autograd``):
+#: the exact reference path, to compare with the accelerated one in the same run.
+AUTOGRAD_SUFFIX = "/autograd"
+#: Backends with an accelerated training path worth comparing.
+ACCELERATED = ("ctgan", "tvae")
 #: Table name used in the SDV / SDMetrics multi-table style metadata.
 TABLE = "table"
 
@@ -88,7 +93,8 @@ def known_backends() -> list[str]:
     """Every name ``make_runner`` accepts: synthgen's registry plus the SDV baselines."""
     import synthgen as sg
 
-    return sorted(sg.BACKENDS) + sorted(SDV_SYNTHESIZERS)
+    variants = [name + AUTOGRAD_SUFFIX for name in ACCELERATED]
+    return sorted(sg.BACKENDS) + variants + sorted(SDV_SYNTHESIZERS)
 
 
 class Runner:
@@ -116,13 +122,16 @@ class SynthgenRunner(Runner):
         target: str | None = None,
         use_defaults: bool = False,
         time_budget: float | None = None,
+        accelerate: bool = True,
     ) -> None:
         import synthgen as sg
 
         self.name = name
-        cls = sg.BACKENDS[name]
+        cls = sg.BACKENDS[name.removesuffix(AUTOGRAD_SUFFIX)]
         params = cls._param_names()
         kwargs: dict[str, Any] = {"seed": seed, "device": device}
+        if not accelerate:
+            kwargs["accelerate"] = False
         if not use_defaults:
             kwargs["batch_size"] = batch_size
         if "progress" in params:
@@ -276,7 +285,7 @@ class SDVRunner(Runner):
 def make_runner(
     name: str, epochs: int, batch_size: int, seed: int, device: str, **options: Any
 ) -> Runner:
-    """The adapter for backend ``name`` (``tvae`` ... or ``sdv:tvae`` ...).
+    """The adapter for backend ``name`` (``tvae``, ``tvae/autograd`` ... or ``sdv:tvae`` ...).
 
     ``options`` go to synthgen backends only (see ``SynthgenRunner``): ``target`` for
     class-conditional models, ``use_defaults`` to keep their own epochs/steps and batch
@@ -289,4 +298,6 @@ def make_runner(
         return SDVRunner(name, epochs, batch_size, seed, device)
     if name in sg.BACKENDS:
         return SynthgenRunner(name, epochs, batch_size, seed, device, **options)
+    if name.removesuffix(AUTOGRAD_SUFFIX) in ACCELERATED:
+        return SynthgenRunner(name, epochs, batch_size, seed, device, accelerate=False, **options)
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(known_backends())}")

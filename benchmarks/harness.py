@@ -167,7 +167,7 @@ def run_backend(
     config: BenchmarkConfig, data: PreparedData, backend: str, folder: Path
 ) -> dict[str, Any]:
     """Run one backend in a fresh subprocess; its log goes to ``folder/<backend>.log``."""
-    slug = backend.replace(":", "_")
+    slug = backend.replace(":", "_").replace("/", "_")
     job_path = folder / f"{slug}.job.json"
     result_path = folder / f"{slug}.result.json"
     result_path.unlink(missing_ok=True)

@@ -144,15 +144,20 @@ def _our_name(sdv_backend: str) -> str:
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ours vs SDV's model of the same name (tvae vs sdv:tvae), per dataset."""
+    """Ours vs SDV's model of the same name (tvae vs sdv:tvae), per dataset.
+
+    Our autograd-only variant (``tvae/autograd``) gets a row of its own when it ran.
+    """
     ok = {(r["dataset"], r["backend"]): r for r in results if r.get("status") == "ok"}
     rows = []
+    pairs = []
     for (dataset, backend), theirs in ok.items():
         if not backend.startswith("sdv:"):
             continue
-        ours = ok.get((dataset, _our_name(backend)))
-        if ours is None:
-            continue
+        for name in (_our_name(backend), _our_name(backend) + "/autograd"):
+            if (dataset, name) in ok:
+                pairs.append((dataset, backend, theirs, ok[(dataset, name)]))
+    for dataset, backend, theirs, ours in pairs:
         rows.append(
             {
                 "dataset": dataset,

@@ -7,12 +7,11 @@ backend only supplies its networks and its loss.
 from __future__ import annotations
 
 import os
-import random
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -70,13 +69,48 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) so a fit is reproducible."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+#: What each named random stream of a fit is for; a stream's seed is derived from the
+#: model's ``seed`` and the purpose alone, so adding a stream never shifts the others.
+PURPOSES = ("transform", "split", "order", "noise", "sample")
+
+
+class SeedStreams:
+    """Independent seeds per purpose, spawned from one ``numpy.random.SeedSequence(seed)``.
+
+    ``fit`` draws the transform's fit, the validation split, the data order and the
+    training noise (latent draws, dropout, timesteps) from separate streams, so none of
+    them depends on how many numbers another consumed, and it never touches the global
+    python / numpy generators (torch's global generator is forked and restored).
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        # None: fresh entropy from the operating system (a new stream on every call)
+        self.sequence = np.random.SeedSequence(None if seed is None else int(seed))
+
+    def seed(self, purpose: str) -> int:
+        """A 63-bit seed for ``purpose`` (fits torch, numpy and scikit-learn)."""
+        index = PURPOSES.index(purpose)
+        child = np.random.SeedSequence(
+            self.sequence.entropy, spawn_key=(*self.sequence.spawn_key, index)
+        )
+        return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+    def small_seed(self, purpose: str) -> int:
+        """A 31-bit seed for ``purpose`` (for APIs limited to ``int32`` seeds)."""
+        return self.seed(purpose) % (2**31)
+
+
+@contextmanager
+def forked_torch_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Run a block with torch's global generator seeded with ``seed``, then restore it.
+
+    Modules such as ``nn.Dropout`` draw from the global generator; forking keeps a fit
+    reproducible without changing the caller's random state as a side effect.
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -95,6 +129,8 @@ class TrainingLog:
     training_seconds: float = 0.0
     stopped_early: bool = False
     best_epoch: int | None = None
+    #: What the scaffold changed from the settings, and why (e.g. a skipped validation split).
+    notes: list[str] = field(default_factory=list)
 
     def record(self, epoch: int, seconds: float, **losses: float) -> None:
         self.epochs.append({"epoch": epoch, "seconds": seconds, **losses})
@@ -110,8 +146,8 @@ class TrainingLog:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingLog:
-        data = {k: v for k, v in data.items() if k != "total_seconds"}
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_frame(self):  # pragma: no cover - convenience
         import pandas as pd

@@ -159,22 +159,13 @@ def test_bad_parameters(adult_small):
 
 
 def _reference_critic_losses(critic, fake_in, real_in, mix, masks, penalty_weight, pac):
-    """WGAN-GP critic objective by autograd on the module's layers with given dropout masks."""
-    from torch import nn
-
-    linears = [m for m in critic.modules() if isinstance(m, nn.Linear)]
-
-    def forward(x, layer_masks):
-        for layer, mask in zip(linears[:-1], layer_masks, strict=True):
-            x = torch.nn.functional.leaky_relu(layer(x), 0.2) * mask
-        return linears[-1](x)
-
+    """WGAN-GP critic objective by autograd through ``PacCritic.forward`` with given masks."""
     packs = fake_in.shape[0] // pac
-    scores = forward(torch.cat([fake_in, real_in]).view(2 * packs, -1), masks[0])
+    scores = critic(torch.cat([fake_in, real_in]), masks[0])
     loss = scores[:packs].mean() - scores[packs:].mean()
-    mixed = torch.lerp(fake_in, real_in, mix).view(packs, -1).requires_grad_(True)
-    (slope,) = torch.autograd.grad(forward(mixed, masks[1]).sum(), mixed, create_graph=True)
-    penalty = penalty_weight * ((slope.norm(dim=1) - 1) ** 2).mean()
+    mixed = torch.lerp(fake_in, real_in, mix).requires_grad_(True)
+    (slope,) = torch.autograd.grad(critic(mixed, masks[1]).sum(), mixed, create_graph=True)
+    penalty = penalty_weight * ((slope.reshape(packs, -1).norm(dim=1) - 1) ** 2).mean()
     return loss, penalty
 
 
@@ -202,7 +193,6 @@ def test_fused_critic_gradients_equal_autograd(hidden):
     pac, rows = 5, 40
     critic, fake_in, real_in, mix, masks = _critic_case(pac, rows, 12, hidden)
     fused = FusedCritic(critic, pac)
-    packs = rows // pac
     loss, penalty, grads = fused.critic_gradients(fake_in, real_in, mix, 10.0, masks)
     ref_loss, ref_penalty = _reference_critic_losses(
         critic, fake_in, real_in, mix, masks, 10.0, pac
@@ -217,14 +207,33 @@ def test_fused_critic_gradients_equal_autograd(hidden):
     # the generator's side: gradient of -mean(score) w.r.t. the rows, weights fixed
     rows_in = fake_in.clone().requires_grad_(True)
     g_loss, grad = fused.generator_gradient(rows_in.detach(), masks[1])
-    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
-    x = rows_in.view(packs, -1)
-    for layer, mask in zip(linears[:-1], masks[1], strict=True):
-        x = torch.nn.functional.leaky_relu(layer(x), 0.2) * mask
-    reference = -linears[-1](x).mean()
+    reference = -critic(rows_in, masks[1]).mean()
     reference.backward()
     torch.testing.assert_close(g_loss, reference.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grad, rows_in.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_fused_critic_reads_slope_and_dropout_from_the_module():
+    """Change the module's constants and the closed form follows (no copy of them)."""
+    from synthgen.backends.ctgan import PacCritic
+    from synthgen.backends.ctgan_critic import FusedCritic
+
+    pac, rows, width = 2, 12, 5
+    torch.manual_seed(0)
+    critic = PacCritic(width, (16, 8), pac, leaky_slope=0.05, dropout=0.0).train()
+    fused = FusedCritic(critic, pac)
+    assert (fused.slope, fused.dropout) == (0.05, 0.0)
+    fake_in, real_in = torch.randn(rows, width), torch.randn(rows, width)
+    mix = torch.rand(rows // pac, 1, 1).expand(rows // pac, pac, 1).reshape(-1, 1)
+    loss, penalty, grads = fused.critic_gradients(fake_in, real_in, mix, 10.0)
+    ref_loss, ref_penalty = _reference_critic_losses(
+        critic, fake_in, real_in, mix, (None, None), 10.0, pac
+    )
+    critic.zero_grad()
+    (ref_loss + ref_penalty).backward()
+    torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-5, atol=1e-6)
+    for name, param in critic.named_parameters():
+        torch.testing.assert_close(grads[param], param.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_bfloat16_critic_stays_close_to_the_exact_gradients():

@@ -116,8 +116,8 @@ def test_default_training_stops_early_and_keeps_the_best(adult_small):
 
 
 def test_time_budget_stops_training(adult_small):
-    model = sg.TabularAR(epochs=500, max_training_time=0.5, device="cpu").fit(adult_small)
-    assert model.training_log.stopped_early and len(model.training_log.epochs) < 500
+    model = sg.TabularAR(epochs=500, max_training_time=1e-9, device="cpu").fit(adult_small)
+    assert model.training_log.stopped_early and len(model.training_log.epochs) == 1
 
 
 def test_save_load(ar, tmp_path):
@@ -125,7 +125,8 @@ def test_save_load(ar, tmp_path):
     ar.save(str(path))
     loaded = sg.load_model(str(path))
     pd.testing.assert_frame_equal(loaded.sample(200, seed=5), ar.sample(200, seed=5))
-    np.testing.assert_allclose(loaded.log_prob(ar.sample(50)), ar.log_prob(ar.sample(50)))
+    rows = ar.sample(50, seed=2)
+    np.testing.assert_allclose(loaded.log_prob(rows), ar.log_prob(rows))
 
 
 def test_mixed_kinds(mixed_frame):

@@ -23,14 +23,18 @@ def test_sample_has_training_columns_and_dtypes(fitted, adult_small):
     assert len(synthetic) == 700
     assert synthetic["age"].between(17, 90).all()
     assert set(synthetic["income"]) <= {"<=50K", ">50K"}
-    assert synthetic["workclass"].isna().any() or synthetic["workclass"].notna().all()
+    # workclass has nulls in the training rows: the model reproduces them at about that rate
+    real_rate = adult_small["workclass"].isna().mean()
+    assert real_rate > 0
+    assert 0 < synthetic["workclass"].isna().mean() < 4 * real_rate + 0.05
 
 
 def test_training_log_records_every_epoch(fitted):
     log = fitted.training_log
     assert [e["epoch"] for e in log.epochs] == [1, 2, 3]
-    assert all(np.isfinite(e["loss"]) and e["seconds"] > 0 for e in log.epochs)
-    assert log.preprocessing_seconds > 0 and log.total_seconds > log.training_seconds
+    assert all(np.isfinite(e["loss"]) and np.isfinite(e["kl"]) for e in log.epochs)
+    assert all(e["seconds"] >= 0 for e in log.epochs)
+    assert log.total_seconds == log.preprocessing_seconds + log.training_seconds
 
 
 def test_loss_decreases_with_training(adult_small):
@@ -80,8 +84,14 @@ def test_bad_conditions_name_the_problem(fitted):
         fitted.sample(10, conditions={"salary": 1})
     with pytest.raises(ConditionError, match="'income'.*'rich'.*allowed values"):
         fitted.sample(10, conditions={"income": "rich"})
-    with pytest.raises(ConditionError, match="too rare"):
+    # outside the schema's bounds: refused at once, naming the column's range
+    with pytest.raises(ConditionError, match=r"'age'.*impossible.*\[17.0, 90.0\]"):
         fitted.sample(10, conditions={"age": (200, 300)}, max_tries=3)
+    # possible but rare for this barely trained model: rejection gives up
+    with pytest.raises(ConditionError, match="too rare"):
+        fitted.sample(
+            10_000, seed=0, conditions={"age": (90, 90), "workclass": "Federal-gov"}, max_tries=1
+        )
 
 
 def test_mixed_kinds_end_to_end(mixed_frame):
@@ -95,7 +105,9 @@ def test_mixed_kinds_end_to_end(mixed_frame):
     assert synthetic["score"].isna().any()
 
 
-def test_early_stopping_restores_best_epoch(adult_small):
+def test_early_stopping_restores_best_epoch(adult_small, monkeypatch):
+    """Scripted validation losses: best at epoch 3, patience 2, so training stops at 5
+    and the weights of epoch 3 are the ones kept."""
     model = sg.TVAE(
         epochs=40,
         batch_size=500,
@@ -103,14 +115,23 @@ def test_early_stopping_restores_best_epoch(adult_small):
         device="cpu",
         validation_fraction=0.2,
         early_stopping_patience=2,
-        learning_rate=0.05,
-    ).fit(adult_small)
-    log = model.training_log
-    assert all("val_loss" in e for e in log.epochs)
-    if log.stopped_early:
-        assert len(log.epochs) < 40 and log.best_epoch is not None
-        best = min(e["val_loss"] for e in log.epochs)
-        assert log.epochs[log.best_epoch - 1]["val_loss"] == best
+    )
+    script = iter([5.0, 4.0, 3.0, 3.5, 3.6, 1.0, 1.0])
+    snapshots = []
+
+    def scripted(data):
+        snapshots.append({k: v.clone() for k, v in model.decoder_.state_dict().items()})
+        return next(script)
+
+    monkeypatch.setattr(model, "_validation_loss", scripted)
+    log = model.fit(adult_small).training_log
+    assert [e["val_loss"] for e in log.epochs] == [5.0, 4.0, 3.0, 3.5, 3.6]
+    assert log.stopped_early and log.best_epoch == 3
+    for key, value in model.decoder_.state_dict().items():
+        assert torch.equal(value, snapshots[2][key]), key
+    assert not torch.equal(
+        model.decoder_.state_dict()["body.1.weight"], snapshots[4]["body.1.weight"]
+    )
 
 
 def test_checkpoint_and_resume_match_a_straight_run(adult_small, tmp_path):
@@ -180,9 +201,10 @@ def test_one_row_per_batch_edge_and_tiny_frames():
 
 
 def test_time_budget_stops_training_and_bad_budgets_are_refused(adult_small):
-    model = sg.TVAE(epochs=10_000, max_training_time=1.0, device="cpu", seed=0)
+    # a budget spent before the first epoch ends: exactly one epoch runs
+    model = sg.TVAE(epochs=10_000, max_training_time=1e-9, device="cpu", seed=0)
     log = model.fit(adult_small).training_log
-    assert log.stopped_early and len(log.epochs) < 10_000
+    assert log.stopped_early and len(log.epochs) == 1
     for bad in (0, -5.0, float("nan")):
         with pytest.raises(ConfigError, match="max_training_time"):
             sg.TVAE(max_training_time=bad).fit(adult_small)

@@ -1,9 +1,11 @@
 """``BaseGenerator``: the training/sampling scaffold every backend shares.
 
-A backend subclasses it and supplies only its networks (``_build``), one optimisation
-step (``_train_step``), a validation loss and a generator of encoded rows. Encoding the
-frame once, batching on the device, seeding, progress, early stopping, checkpoints,
-conditional sampling and save/load live here, once.
+A backend subclasses it and supplies its networks (``_build``), the players that train
+them (``_players``: modules, optimiser settings and a loss with one value per row), a
+validation loss and a generator of encoded rows. Encoding the frame once, batching on
+the device, seeding, the optimisation step itself (backward, clipping, optimiser,
+schedules, weight averages; see ``optimization``), progress, early stopping, the time
+budget, checkpoints, conditional sampling and save/load live here, once.
 """
 
 from __future__ import annotations
@@ -19,23 +21,36 @@ import pandas as pd
 import torch
 
 from synthgen.backends.conditions import ConditionSampler
-from synthgen.backends.spans import SpanLayout
+from synthgen.backends.optimization import PlayerState
+from synthgen.backends.params import (
+    check_bool,
+    check_float,
+    check_int,
+    check_options,
+)
+from synthgen.backends.players import Player
 from synthgen.errors import ConfigError, NotFittedError
 from synthgen.schema import Schema, check_frame
 from synthgen.training import (
     EarlyStopping,
     EpochProgress,
+    SeedStreams,
     TrainingLog,
+    forked_torch_rng,
     make_generator,
     resolve_device,
-    seed_everything,
+    resolve_precision,
     show_progress,
     timer,
 )
 from synthgen.transforms import TableTransformer
+from synthgen.transforms.layout import SpanLayout
 
 #: Rows generated per forward pass when sampling (bounds memory for huge ``n``).
 SAMPLE_CHUNK = 65_536
+#: Bytes of memory a sampled cell may take on its way to a DataFrame (encoded float32
+#: slots, decoding buffers, object strings): the basis of ``sample``'s size check.
+BYTES_PER_SAMPLED_CELL = 64
 
 
 class BaseGenerator:
@@ -49,6 +64,8 @@ class BaseGenerator:
     backend_name: ClassVar[str] = "base"
     #: Batches must be a multiple of this (PacGAN packs rows together).
     batch_multiple: ClassVar[int] = 1
+    #: Fewest rows a training batch may have (batch norm needs two).
+    min_batch_rows: ClassVar[int] = 1
     #: The reversible transform between frames and the tensors this backend learns.
     transformer_class: ClassVar[type] = TableTransformer
 
@@ -67,6 +84,8 @@ class BaseGenerator:
         transformer_options: dict[str, Any] | None = None,
         num_threads: int | None = None,
         max_training_time: float | None = None,
+        clip_grad_norm: float | None = None,
+        accelerate: bool = True,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -81,6 +100,8 @@ class BaseGenerator:
         self.transformer_options = transformer_options
         self.num_threads = num_threads
         self.max_training_time = max_training_time
+        self.clip_grad_norm = clip_grad_norm
+        self.accelerate = accelerate
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -96,50 +117,69 @@ class BaseGenerator:
                     names.append(name)
         return names
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments as given (JSON-safe for everything but ``dp``)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor arguments as given (scikit-learn's contract, so ``clone`` works).
+
+        ``deep`` is accepted for scikit-learn; no parameter is itself an estimator.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any):
+        """Set constructor parameters by name; returns ``self`` (refits are needed)."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ConfigError(
+                    f"{type(self).__name__} has no parameter {name!r}; parameters: {valid}"
+                )
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"epochs={self.epochs!r} must be a positive integer")
-        if not isinstance(self.batch_size, int) or self.batch_size < self.batch_multiple:
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, max(1, self.batch_multiple))
+        check_int("seed", self.seed, 0)
+        if not isinstance(self.device, str | torch.device):
             raise ConfigError(
-                f"batch_size={self.batch_size!r} must be an integer >= {self.batch_multiple}"
+                f"device={self.device!r} is not supported; use 'auto', 'cpu' or 'cuda'"
             )
-        if not isinstance(self.seed, int | np.integer):
-            raise ConfigError(f"seed={self.seed!r} must be an integer")
-        if not 0.0 <= float(self.validation_fraction) < 0.5:
-            raise ConfigError(
-                f"validation_fraction={self.validation_fraction!r} must be in [0, 0.5)"
-            )
+        check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, high_open=True)
         if self.dp is not None:
             raise ConfigError(
                 "dp= (differentially private training) is not available in this version yet; "
                 "train without dp"
             )
+        check_int("early_stopping_patience", self.early_stopping_patience, 1, optional=True)
         if self.early_stopping_patience is not None and self.validation_fraction <= 0:
             raise ConfigError(
                 "early_stopping_patience needs a validation split: set validation_fraction, "
                 "e.g. 0.1"
             )
-        if self.num_threads is not None and int(self.num_threads) < 1:
-            raise ConfigError(f"num_threads={self.num_threads!r} must be a positive integer")
-        if self.max_training_time is not None and not float(self.max_training_time) > 0:
-            raise ConfigError(
-                f"max_training_time={self.max_training_time!r} must be a positive number of "
-                "seconds or None"
-            )
+        check_int("checkpoint_every", self.checkpoint_every, 0)
+        if self.checkpoint_dir is not None and not isinstance(
+            self.checkpoint_dir, str | os.PathLike
+        ):
+            raise ConfigError(f"checkpoint_dir={self.checkpoint_dir!r} must be a folder path")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("checkpoint_every needs checkpoint_dir=<folder>")
+        check_bool("progress", self.progress, optional=True)
+        check_options("transformer_options", self.transformer_options, self.transformer_class)
+        check_int("num_threads", self.num_threads, 1, optional=True)
+        check_float("max_training_time", self.max_training_time, 0.0, low_open=True, optional=True)
+        check_float("clip_grad_norm", self.clip_grad_norm, 0.0, low_open=True, optional=True)
+        check_bool("accelerate", self.accelerate)
 
     # ------------------------------------------------------------------ backend hooks
     def _build(self, layout: SpanLayout, data: torch.Tensor | None) -> None:  # pragma: no cover
-        """Create networks and optimisers; ``data`` is None when restoring a saved model."""
+        """Create the networks; ``data`` is None when restoring a saved model."""
+        raise NotImplementedError
+
+    def _players(self) -> list[Player]:  # pragma: no cover
+        """The players the scaffold trains, in update order (see ``players.Player``)."""
         raise NotImplementedError
 
     def _transformer_defaults(self) -> dict[str, Any]:
@@ -158,21 +198,14 @@ class BaseGenerator:
         """Named networks whose weights are saved."""
         raise NotImplementedError
 
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover
-        """One optimisation step; return detached loss tensors (summed over the epoch)."""
-        raise NotImplementedError
-
     def _validation_loss(self, data: torch.Tensor) -> float:  # pragma: no cover
         raise NotImplementedError
 
-    def _training_rows(self, train: torch.Tensor) -> torch.Tensor:
-        """The tensor whose rows ``_train_step`` receives (built once per fit).
+    def _training_rows(self, train: torch.Tensor, accelerated: bool) -> torch.Tensor:
+        """The tensor whose rows the players' losses receive (built once per fit).
 
-        The encoded training rows by default; a backend whose fused step wants them in
-        another layout converts them here once instead of on every batch.
+        The encoded training rows by default; a backend whose accelerated step wants
+        them in another layout converts them here once instead of on every batch.
         """
         return train
 
@@ -183,15 +216,6 @@ class BaseGenerator:
     def _should_stop(self) -> bool:
         """Checked after every epoch; backends with their own stopping rule override it."""
         return False
-
-    def _out_of_time(self) -> bool:
-        """``max_training_time`` (seconds since ``fit`` was called) has run out."""
-        deadline = getattr(self, "_deadline", None)
-        return deadline is not None and time.perf_counter() >= deadline
-
-    def _end_of_epoch(self, losses: dict[str, float]) -> None:
-        """Called with the epoch's losses (e.g. to step a learning-rate schedule)."""
-        return None
 
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
         """``n`` encoded rows (discrete groups one-hot) on the model's device."""
@@ -214,72 +238,101 @@ class BaseGenerator:
         ``schema`` defaults to ``Schema.infer(df)``. With ``resume=True`` training
         continues from the newest checkpoint in ``checkpoint_dir``. ``num_threads``
         (constructor) caps torch's CPU threads for the fit: small networks on a busy
-        machine run faster on one thread than on several competing ones.
+        machine run faster on one thread than on several competing ones. The global
+        random generators are left as they were: every random draw of the fit comes
+        from streams derived from ``seed`` (``training.SeedStreams``).
         """
         self._check_params()
         # the budget covers preprocessing too: it is what a caller waits for
         self._started = time.perf_counter()
-        self._deadline = (
-            None
-            if self.max_training_time is None
-            else self._started + float(self.max_training_time)
-        )
-        if self.num_threads is None:
-            return self._fit(df, schema, resume)
+        self._budget = None if self.max_training_time is None else float(self.max_training_time)
+        device = resolve_device(self.device)
+        streams = SeedStreams(int(self.seed))
         previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.num_threads))
+        if self.num_threads is not None:
+            torch.set_num_threads(int(self.num_threads))
         try:
-            return self._fit(df, schema, resume)
+            with forked_torch_rng(device, streams.seed("noise")):
+                return self._fit(df, schema, resume, device, streams)
         finally:
             torch.set_num_threads(previous)
 
-    def _fit(self, df: pd.DataFrame, schema: Schema | None, resume: bool):
+    def _prepare(self, transformer: Any, device: torch.device) -> None:
+        """Learned state a fitted or a loaded model sets up before its networks exist."""
+        self.transformer_ = transformer
+        self.device_ = device
+        self.compute_dtype_ = resolve_precision(getattr(self, "precision", "float32"), device)
+        self.layout_ = self._make_layout(transformer, device)
+
+    def _time_fraction(self) -> float:
+        """Share of ``max_training_time`` used so far (0 without a budget)."""
+        if self._budget is None:
+            return 0.0
+        return (time.perf_counter() - self._started) / max(self._budget, 1e-9)
+
+    def _fit(
+        self,
+        df: pd.DataFrame,
+        schema: Schema | None,
+        resume: bool,
+        device: torch.device,
+        streams: SeedStreams,
+    ):
         check_frame(df)
         if len(df) < 2:
             raise ConfigError(
                 f"the frame has {len(df)} row; a generator needs at least 2 rows to learn from"
             )
-        device = resolve_device(self.device)
-        seed_everything(int(self.seed))
         log = TrainingLog()
         with timer() as prep:
             schema = Schema.infer(df) if schema is None else schema
             options = {
-                "seed": int(self.seed),
+                "seed": streams.small_seed("transform"),
                 **self._transformer_defaults(),
                 **(self.transformer_options or {}),
             }
             transformer = self.transformer_class(**options).fit(df, schema)
             data = transformer.encode(df).to(device)
         log.preprocessing_seconds = prep[0]
-        self.transformer_ = transformer
-        self.device_ = device
-        self.layout_ = self._make_layout(transformer, device)
-        train, valid = self._split(data)
+        self._prepare(transformer, device)
+        train, valid = self._split(data, streams.seed("split"))
+        stopper = None
+        if self.early_stopping_patience is not None:
+            if valid is None:
+                log.notes.append(
+                    f"early stopping skipped: {len(data)} rows are too few for a validation "
+                    f"split of {self.validation_fraction}"
+                )
+            else:
+                stopper = EarlyStopping(self.early_stopping_patience)
         self._build(self.layout_, train)
-        rows = self._training_rows(train)
         self.training_log_ = log
-        start_epoch = 0
-        stopper = (
-            EarlyStopping(self.early_stopping_patience)
-            if self.early_stopping_patience is not None
-            else None
-        )
-        best_state: dict[str, dict[str, torch.Tensor]] | None = None
-        generator = make_generator(int(self.seed) + 1, device)
-        self._shuffle_generator = generator
-        if resume:
-            start_epoch = self._load_checkpoint(stopper)
         n = train.shape[0]
         batch = min(self.batch_size, n)
         batch -= batch % self.batch_multiple
-        if batch < self.batch_multiple:
+        smallest = max(self.batch_multiple, self.min_batch_rows)
+        if batch < smallest:
             raise ConfigError(
                 f"{n} training rows are too few for {type(self).__name__}: it needs at least "
-                f"{self.batch_multiple} rows per batch"
+                f"{smallest} rows per batch"
             )
-        steps = max(1, n // batch) if n % batch < self.batch_multiple else math.ceil(n / batch)
+        # a last partial batch smaller than ``smallest`` is left out of that epoch (the
+        # order is reshuffled every epoch, so no row is left out for good)
+        steps = max(1, n // batch) if n % batch < smallest else math.ceil(n / batch)
         epochs = self._epochs_for(steps)
+        # the accelerated paths are exact equivalents of autograd on the mean loss, so
+        # they are used whenever nothing needs per-sample gradients
+        accelerated = bool(self.accelerate) and self.dp is None
+        rows = self._training_rows(train, accelerated)
+        states = [
+            PlayerState(player, epochs * steps * player.updates, self.clip_grad_norm)
+            for player in self._players()
+        ]
+        generator = make_generator(streams.seed("order"), device)
+        self._shuffle_generator = generator
+        self.step_ = 0
+        start_epoch = self._load_checkpoint(stopper, states) if resume else 0
+        best_state: dict[str, dict[str, torch.Tensor]] | None = None
         with (
             timer() as fit_time,
             EpochProgress(epochs, type(self).__name__, show_progress(self.progress)) as bar,
@@ -294,9 +347,8 @@ class BaseGenerator:
                         index = order[step * batch : (step + 1) * batch]
                         if len(index) % self.batch_multiple:
                             index = index[: len(index) - len(index) % self.batch_multiple]
-                        losses = self._train_step(rows.index_select(0, index))
-                        for key, value in losses.items():
-                            totals[key] = totals.get(key, 0.0) + value
+                        self._train_step(states, rows.index_select(0, index), accelerated, totals)
+                        self.step_ += 1
                     epoch_losses = {k: float(v) / steps for k, v in totals.items()}
                     if valid is not None:
                         for module in self._modules().values():
@@ -304,7 +356,9 @@ class BaseGenerator:
                         with torch.no_grad():
                             epoch_losses["val_loss"] = self._validation_loss(valid)
                 log.record(epoch + 1, epoch_time[0], **epoch_losses)
-                self._end_of_epoch(epoch_losses)
+                for state in states:
+                    own = epoch_losses.get(state.player.log_name, math.nan)
+                    state.end_epoch(epoch_losses.get("val_loss", own))
                 bar.update(epoch + 1, epoch_losses)
                 stop = False
                 if stopper is not None:
@@ -312,8 +366,9 @@ class BaseGenerator:
                     if stopper.best_epoch == epoch + 1:
                         best_state = self._weights_copy()
                 if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
-                    self._save_checkpoint(epoch + 1, stopper)
-                if stop or self._should_stop() or self._out_of_time():
+                    self._save_checkpoint(epoch + 1, stopper, states)
+                out_of_time = self._budget is not None and self._time_fraction() >= 1.0
+                if stop or self._should_stop() or out_of_time:
                     log.stopped_early = True
                     break
         if stopper is not None and best_state is not None:
@@ -324,13 +379,31 @@ class BaseGenerator:
         log.training_seconds = fit_time[0]
         return self
 
-    def _split(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _train_step(
+        self,
+        states: list[PlayerState],
+        batch: torch.Tensor,
+        accelerated: bool,
+        totals: dict[str, torch.Tensor],
+    ) -> None:
+        """One training step: every player's updates, in order; losses summed into ``totals``.
+
+        A player updated several times per step (n critic steps) logs its last update.
+        """
+        fraction = self._time_fraction()
+        for state in states:
+            for _ in range(state.player.updates):
+                value, metrics = state.update(batch, accelerated, fraction)
+            for key, item in {state.player.log_name: value, **metrics}.items():
+                totals[key] = totals.get(key, 0.0) + item.detach()
+
+    def _split(self, data: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.validation_fraction:
             return data, None
         n_valid = int(round(len(data) * self.validation_fraction))
         if n_valid < 1 or len(data) - n_valid < 2:
             return data, None
-        generator = make_generator(int(self.seed) + 2, torch.device("cpu"))
+        generator = make_generator(seed, torch.device("cpu"))
         order = torch.randperm(len(data), generator=generator).to(data.device)
         return data[order[n_valid:]], data[order[:n_valid]]
 
@@ -348,13 +421,16 @@ class BaseGenerator:
     def _checkpoint_path(self) -> str:
         return os.path.join(str(self.checkpoint_dir), f"{self.backend_name}.ckpt")
 
-    def _save_checkpoint(self, epoch: int, stopper: EarlyStopping | None) -> None:
+    def _save_checkpoint(
+        self, epoch: int, stopper: EarlyStopping | None, states: list[PlayerState]
+    ) -> None:
         """Weights, optimiser state and progress, written atomically (weights-only format)."""
         os.makedirs(str(self.checkpoint_dir), exist_ok=True)
         payload = {
             "epoch": epoch,
+            "step": self.step_,
             "modules": self._weights_copy(),
-            "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
+            "players": {s.player.name: s.state_dict() for s in states},
             "log": self.training_log_.epochs,
             "stopper": stopper.state_dict() if stopper else None,
             # both RNG streams, so a resumed fit continues exactly like an unbroken one
@@ -366,25 +442,34 @@ class BaseGenerator:
         torch.save(payload, path + ".tmp")
         os.replace(path + ".tmp", path)
 
-    def _load_checkpoint(self, stopper: EarlyStopping | None) -> int:
+    def _load_checkpoint(self, stopper: EarlyStopping | None, states: list[PlayerState]) -> int:
         path = self._checkpoint_path() if self.checkpoint_dir else ""
-        if not path or not os.path.exists(path):
+        if not path or not os.path.isfile(path):
             raise ConfigError(
                 f"resume=True but there is no checkpoint at {path or '(no checkpoint_dir)'}; "
                 "fit once with checkpoint_dir and checkpoint_every set"
             )
-        payload = torch.load(path, map_location=self.device_, weights_only=True)
-        self._load_weights(payload["modules"])
-        for name, optimizer in self._optimizers().items():
-            optimizer.load_state_dict(payload["optimizers"][name])
-        self.training_log_.epochs = list(payload["log"])
-        if stopper is not None and payload["stopper"]:
-            stopper.load_state_dict(payload["stopper"])
-        torch.set_rng_state(payload["torch_rng"].cpu())
-        if payload["cuda_rng"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
-        self._shuffle_generator.set_state(payload["shuffle_rng"].cpu())
-        return int(payload["epoch"])
+        try:
+            payload = torch.load(path, map_location=self.device_, weights_only=True)
+            self._load_weights(payload["modules"])
+            for state in states:
+                state.load_state_dict(payload["players"][state.player.name])
+            self.training_log_.epochs = list(payload["log"])
+            if stopper is not None and payload["stopper"]:
+                stopper.load_state_dict(payload["stopper"])
+            torch.set_rng_state(payload["torch_rng"].cpu())
+            if payload["cuda_rng"]:
+                torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
+            self._shuffle_generator.set_state(payload["shuffle_rng"].cpu())
+            self.step_ = int(payload["step"])
+            return int(payload["epoch"])
+        except Exception as error:  # torch.load and load_state_dict raise many kinds
+            raise ConfigError(
+                f"the checkpoint {path!r} cannot be resumed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else 'damaged'}); it is damaged or "
+                "was written by a model with other parameters: delete it and fit without "
+                "resume=True"
+            ) from None
 
     # ------------------------------------------------------------------ sampling
     def _check_fitted(self) -> None:
@@ -435,30 +520,52 @@ class BaseGenerator:
     ) -> pd.DataFrame:
         """Generate ``n`` rows with the training frame's columns and dtypes.
 
-        ``conditions`` fixes columns: ``{"income": ">50K"}``, a numeric range
-        ``{"age": (30, 40)}``, or a list / DataFrame of condition rows (``n`` rows for
-        each). Backends without native conditioning reach them by vectorised rejection
-        sampling, giving up with a ``ConditionError`` after ``max_tries`` rounds.
+        ``seed`` makes the rows reproducible (the same seed gives the same rows on the
+        same device); without it every call returns fresh rows. ``conditions`` fixes
+        columns: ``{"income": ">50K"}``, a numeric range ``{"age": (30, 40)}``, or a list
+        / DataFrame of condition rows (``n`` rows for each). Backends without native
+        conditioning reach them by vectorised rejection sampling, giving up with a
+        ``ConditionError`` after ``max_tries`` rounds.
         """
         self._check_fitted()
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
             raise ConfigError(f"n={n!r} must be a non-negative integer number of rows")
-        seed = int(self.seed) if seed is None else int(seed)
-        generator = make_generator(seed, self.device_)
-        decode_seeds = np.random.default_rng(seed)  # for transforms that decode with noise
-        if conditions is None:
-            return self.transformer_.decode(
-                self._generate_encoded(int(n), generator), seed=int(decode_seeds.integers(2**31))
-            )
-        sampler = ConditionSampler(self.transformer_.schema, conditions)
+        if seed is not None:
+            check_int("seed", seed, 0)
+        check_int("max_tries", max_tries, 1)
+        self._check_sample_size(int(n))
+        sample_seed = SeedStreams(seed).seed("sample")
+        generator = make_generator(sample_seed, self.device_)
+        decode_seeds = np.random.default_rng(sample_seed)  # for transforms that decode with noise
+        with forked_torch_rng(self.device_, sample_seed):
+            if conditions is None:
+                return self.transformer_.decode(
+                    self._generate_encoded(int(n), generator),
+                    seed=int(decode_seeds.integers(2**31)),
+                )
+            sampler = ConditionSampler(self.transformer_.schema, conditions)
 
-        def generate(k: int, condition: dict[str, Any]) -> pd.DataFrame:
-            return self.transformer_.decode(
-                self._generate_encoded(k, generator, condition),
-                seed=int(decode_seeds.integers(2**31)),
-            )
+            def generate(k: int, condition: dict[str, Any]) -> pd.DataFrame:
+                return self.transformer_.decode(
+                    self._generate_encoded(k, generator, condition),
+                    seed=int(decode_seeds.integers(2**31)),
+                )
 
-        return sampler.sample(int(n), generate, max_tries=max_tries)
+            return sampler.sample(int(n), generate, max_tries=max_tries)
+
+    def _check_sample_size(self, n: int) -> None:
+        """Refuse a sample that cannot fit in memory, before any work."""
+        import psutil
+
+        cells = n * max(1, len(self.transformer_.schema.names))
+        needed = cells * BYTES_PER_SAMPLED_CELL
+        available = psutil.virtual_memory().available
+        if needed > available:
+            raise ConfigError(
+                f"n={n} rows would need about {needed / 1e9:.3g} GB of memory but "
+                f"{available / 1e9:.3g} GB are available; sample in chunks (a loop of "
+                "sample(1_000_000, seed=k)) or use `synthgen sample`, which writes to a file"
+            )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str) -> None:

@@ -38,11 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
-from synthgen.backends.ctgan_critic import LEAKY_SLOPE, FusedCritic
-from synthgen.backends.flat_params import FlatParameters
-from synthgen.backends.spans import PaddedHeads, SpanLayout
+from synthgen.backends.ctgan_critic import FusedCritic
+from synthgen.backends.params import check_choice, check_float, check_int, check_widths
+from synthgen.backends.players import FastLoss, OptimizerSpec, Player, RowLoss
+from synthgen.core.noise import gumbel_noise
 from synthgen.errors import ConfigError
-from synthgen.training import check_precision, resolve_precision
+from synthgen.training import PRECISIONS
+from synthgen.transforms.layout import PaddedHeads, SpanLayout
 
 
 class ResidualBlock(nn.Module):
@@ -72,21 +74,44 @@ class CTGANGenerator(nn.Module):
 
 
 class PacCritic(nn.Module):
-    """Scores packs of ``pac`` rows (PacGAN) to discourage mode collapse."""
+    """Scores packs of ``pac`` rows (PacGAN) to discourage mode collapse.
 
-    def __init__(self, input_dim: int, hidden: tuple[int, ...], pac: int) -> None:
+    Blocks of ``Linear -> LeakyReLU(leaky_slope) -> Dropout(dropout)``, then a linear
+    score. ``ctgan_critic.FusedCritic`` reads the slope and dropout rate from these
+    modules, so they are defined here only.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: tuple[int, ...],
+        pac: int,
+        leaky_slope: float = 0.2,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.pac = pac
         layers: list[nn.Module] = []
         width = input_dim * pac
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.LeakyReLU(LEAKY_SLOPE), nn.Dropout(0.5)]
+            layers += [nn.Linear(width, size), nn.LeakyReLU(leaky_slope), nn.Dropout(dropout)]
             width = size
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.reshape(-1, x.shape[1] * self.pac))
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Scores ``(rows / pac, 1)`` of rows ``x`` packed ``pac`` at a time.
+
+        ``masks`` (one dropout multiplier per hidden layer) replace the dropout modules'
+        own random draws; tests use them to compare with the closed-form path.
+        """
+        h = x.reshape(-1, x.shape[1] * self.pac)
+        if masks is None:
+            return self.body(h)
+        remaining = iter(masks)
+        for module in self.body:
+            h = h * next(remaining) if isinstance(module, nn.Dropout) else module(h)
+        return h
 
 
 class ConditionalVectors:
@@ -260,19 +285,28 @@ class CTGAN(BaseGenerator):
         self.tau = tau
         self.precision = precision
 
+    #: The generator's batch norm needs at least two rows in a training batch.
+    min_batch_rows: ClassVar[int] = 2
+
     @property
     def batch_multiple(self) -> int:  # type: ignore[override]
         return int(self.pac)
 
     def _check_params(self) -> None:
-        if not isinstance(self.pac, int) or self.pac < 1:
-            raise ConfigError(f"pac={self.pac!r} must be a positive integer")
+        check_int("pac", self.pac, 1)
         super()._check_params()
         if self.batch_size % self.pac:
             raise ConfigError(f"batch_size={self.batch_size} must be a multiple of pac={self.pac}")
-        if int(self.discriminator_steps) < 1:
-            raise ConfigError("discriminator_steps must be at least 1")
-        check_precision(self.precision)
+        check_int("embedding_dim", self.embedding_dim, 1)
+        check_widths("generator_dims", self.generator_dims)
+        check_widths("discriminator_dims", self.discriminator_dims)
+        for name in ("generator_lr", "discriminator_lr"):
+            check_float(name, getattr(self, name), 0.0, low_open=True)
+        for name in ("generator_decay", "discriminator_decay", "gradient_penalty"):
+            check_float(name, getattr(self, name), 0.0)
+        check_int("discriminator_steps", self.discriminator_steps, 1)
+        check_float("tau", self.tau, 0.0, low_open=True)
+        check_choice("precision", self.precision, PRECISIONS)
 
     # ------------------------------------------------------------------ networks
     def _build(self, layout: SpanLayout, data: torch.Tensor) -> None:
@@ -293,31 +327,36 @@ class CTGAN(BaseGenerator):
             self.heads_.width + cond_dim, tuple(self.discriminator_dims), self.pac
         )
         self.critic_.to(self.device_)
-        self.compute_dtype_ = resolve_precision(self.precision, self.device_)
         self.fused_critic_ = FusedCritic(self.critic_, self.pac, self.compute_dtype_)
-        # each network's parameters in one flat buffer: one Adam kernel per update
-        self.g_params_ = FlatParameters([self.generator_])
-        self.d_params_ = FlatParameters([self.critic_])
-        self.g_optimizer_ = torch.optim.Adam(
-            [self.g_params_.parameter],
-            lr=self.generator_lr,
-            betas=(0.5, 0.9),
-            weight_decay=self.generator_decay,
-            fused=True,
-        )
-        self.d_optimizer_ = torch.optim.Adam(
-            [self.d_params_.parameter],
-            lr=self.discriminator_lr,
-            betas=(0.5, 0.9),
-            weight_decay=self.discriminator_decay,
-            fused=True,
-        )
+        self._pending: tuple | None = None
+
+    def _players(self) -> list[Player]:
+        """The critic (``discriminator_steps`` updates), then the generator, per step."""
+        betas = (0.5, 0.9)
+        return [
+            Player(
+                name="critic",
+                modules=[self.critic_],
+                optimizer=OptimizerSpec(
+                    "adam", self.discriminator_lr, betas, self.discriminator_decay
+                ),
+                loss=self._critic_loss,
+                fast=self._critic_fast,
+                updates=int(self.discriminator_steps),
+                log_name="loss_d",
+            ),
+            Player(
+                name="generator",
+                modules=[self.generator_],
+                optimizer=OptimizerSpec("adam", self.generator_lr, betas, self.generator_decay),
+                loss=self._generator_loss,
+                fast=self._generator_fast,
+                log_name="loss_g",
+            ),
+        ]
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator_, "critic": self.critic_}
-
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": self.g_optimizer_, "critic": self.d_optimizer_}
 
     def _padded_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """Generator logits in the padded layout (padding logits carry ``PAD_LOGIT``)."""
@@ -332,9 +371,8 @@ class CTGAN(BaseGenerator):
         """Padded logits -> the row the critic sees: Gumbel-softmax groups, tanh alphas."""
         heads = self.heads_
         rows, d = logits.shape[0], heads.n_discrete
-        # Gumbel noise -log(-log(u)) for every discrete slot at once
-        u = torch.rand(rows, d, device=logits.device).clamp_min_(1e-20)
-        noisy = (logits[:, :d] - u.log_().neg_().log_()) / self.tau
+        # Gumbel noise for every discrete slot at once
+        noisy = (logits[:, :d] + gumbel_noise((rows, d), device=logits.device)) / self.tau
         parts = heads.per_group(torch.softmax, noisy)
         if logits.shape[1] > d:
             parts.append(torch.tanh(logits[:, d:]))
@@ -357,13 +395,17 @@ class CTGAN(BaseGenerator):
         return logits, self._activate(logits)
 
     def _condition_loss(
-        self, logits: torch.Tensor, column: torch.Tensor, category: torch.Tensor
+        self,
+        logits: torch.Tensor,
+        column: torch.Tensor,
+        category: torch.Tensor,
+        reduction: str = "mean",
     ) -> torch.Tensor:
         """Cross-entropy of the generator's (padded) logits for the conditioned column."""
         conds = self.conditions_
         slots = self.condition_slots_[column]
         scores = logits.gather(1, slots).masked_fill(conds.slot_pad[column], float("-inf"))
-        return F.cross_entropy(scores, category)
+        return F.cross_entropy(scores, category, reduction=reduction)
 
     def _draw_conditions(self, n: int):
         conds = self.conditions_
@@ -380,67 +422,80 @@ class CTGAN(BaseGenerator):
         rows = self.conditions_.real_rows(column[perm], category[perm])
         return data.index_select(0, rows), cond[perm]
 
-    def _critic_step(self, fake_in: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
-        """One critic update (WGAN-GP, closed-form gradients); returns the Wasserstein loss.
+    # ------------------------------------------------------------------ the critic's loss
+    def _critic_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Generated and real critic inputs for one update, and the penalty's mix weights.
 
-        The penalty's interpolation weight is drawn once per pack.
+        The scaffold's shuffled batch sets the batch size; the real rows themselves are
+        drawn by training-by-sampling so they match the sampled conditions. The generated
+        batch is kept, with its graph, for the generator update that follows (as in the
+        usual alternating GAN loop) instead of generating a second batch. The penalty's
+        interpolation weight is drawn once per pack.
         """
-        packs = fake_in.shape[0] // self.pac
-        mix = torch.rand(packs, 1, 1, device=fake_in.device).expand(packs, self.pac, 1)
-        d_loss, _, grads = self.fused_critic_.critic_gradients(
-            fake_in, real_in, mix.reshape(-1, 1), float(self.gradient_penalty)
-        )
-        self.d_params_.set_grads(grads)
-        self.d_optimizer_.step()
-        return d_loss
-
-    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        # The scaffold's shuffled batch sets the batch size; the rows themselves are drawn
-        # by training-by-sampling so they match the sampled conditions.
-        n = batch.shape[0]
-        # the generator's batch, kept with its graph for the generator update below
         column, category, cond = self._draw_conditions(n)
         logits, fake = self._fake(cond)
+        self._pending = (column, category, cond, logits, fake)
         fake_in = torch.cat([fake.detach(), cond], dim=1)
-        for step in range(int(self.discriminator_steps)):
-            if step == int(self.discriminator_steps) - 1:
-                critic_column, critic_category, critic_cond = column, category, cond
-                critic_fake = fake_in
-            else:  # extra critic updates see fresh batches
-                critic_column, critic_category, critic_cond = self._draw_conditions(n)
-                with torch.no_grad():
-                    critic_fake = torch.cat([self._fake(critic_cond)[1], critic_cond], 1)
-            real, real_cond = self._real_rows(critic_column, critic_category, critic_cond)
-            d_loss = self._critic_step(critic_fake, torch.cat([real, real_cond], dim=1))
-        g_loss = self._generator_step(logits, fake, cond, column, category)
-        return {"loss_g": g_loss, "loss_d": d_loss}
+        real, real_cond = self._real_rows(column, category, cond)
+        packs = n // self.pac
+        mix = torch.rand(packs, 1, 1, device=fake_in.device).expand(packs, self.pac, 1)
+        return fake_in, torch.cat([real, real_cond], dim=1), mix.reshape(-1, 1)
 
-    def _generator_step(
-        self,
-        logits: torch.Tensor,
-        fake: torch.Tensor,
-        cond: torch.Tensor,
-        column: torch.Tensor | None,
-        category: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Generator update from a batch generated with its graph; returns its loss.
+    def _critic_loss(self, batch: torch.Tensor) -> RowLoss:
+        """WGAN-GP per pack: ``critic(fake) - critic(real) + penalty`` (autograd)."""
+        fake_in, real_in, mix = self._critic_inputs(batch.shape[0])
+        packs = fake_in.shape[0] // self.pac
+        scores = self.critic_(torch.cat([fake_in, real_in]))[:, 0]
+        mixed = torch.lerp(fake_in, real_in, mix).requires_grad_(True)
+        (slope,) = torch.autograd.grad(self.critic_(mixed).sum(), mixed, create_graph=True)
+        norm = slope.reshape(packs, -1).norm(dim=1)
+        penalty = float(self.gradient_penalty) * (norm - 1).square()
+        rows = scores[:packs] - scores[packs:] + penalty
+        return RowLoss(rows, {"penalty": penalty.mean().detach()})
 
-        The critic's input gradient comes in closed form; autograd carries it (and the
-        condition cross-entropy) through the generator.
+    def _critic_fast(self, batch: torch.Tensor) -> FastLoss:
+        """The same objective's mean and exact gradients in closed form (``ctgan_critic``)."""
+        fake_in, real_in, mix = self._critic_inputs(batch.shape[0])
+        d_loss, penalty, grads = self.fused_critic_.critic_gradients(
+            fake_in, real_in, mix, float(self.gradient_penalty)
+        )
+        return FastLoss(d_loss + penalty, {"penalty": penalty}, grads=grads)
+
+    # ------------------------------------------------------------------ the generator's loss
+    def _generated(self, n: int) -> tuple:
+        """The batch the critic was just trained on (with its graph), else a fresh one."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[2].shape[0] == n:
+            return pending
+        column, category, cond = self._draw_conditions(n)
+        return (column, category, cond, *self._fake(cond))
+
+    def _generator_loss(self, batch: torch.Tensor) -> RowLoss:
+        """Per pack: ``-critic(fake)`` plus the pack's mean condition cross-entropy."""
+        column, category, cond, logits, fake = self._generated(batch.shape[0])
+        rows = -self.critic_(torch.cat([fake, cond], dim=1))[:, 0]
+        if column is not None:
+            cross_entropy = self._condition_loss(logits, column, category, reduction="none")
+            rows = rows + cross_entropy.view(-1, self.pac).mean(dim=1)
+        return RowLoss(rows)
+
+    def _generator_fast(self, batch: torch.Tensor) -> FastLoss:
+        """The same loss with the critic's input gradient in closed form.
+
+        ``surrogate = sum(fake * d loss / d fake) + cross-entropy`` has exactly the
+        generator loss's gradient, so autograd only runs through the generator.
         """
+        column, category, cond, logits, fake = self._generated(batch.shape[0])
         g_loss, grad_in = self.fused_critic_.generator_gradient(
             torch.cat([fake.detach(), cond], dim=1)
         )
-        outputs, grads = [fake], [grad_in[:, : fake.shape[1]]]
+        surrogate = (fake * grad_in[:, : fake.shape[1]]).sum()
+        value = g_loss
         if column is not None:
             condition_loss = self._condition_loss(logits, column, category)
-            outputs.append(condition_loss)
-            grads.append(torch.ones_like(condition_loss))
-            g_loss = g_loss + condition_loss.detach()
-        torch.autograd.backward(outputs, grads)
-        self.g_params_.collect_grads()
-        self.g_optimizer_.step()
-        return g_loss
+            surrogate = surrogate + condition_loss
+            value = value + condition_loss.detach()
+        return FastLoss(value, surrogate=surrogate)
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Critic's Wasserstein estimate between held-out rows and generated rows."""

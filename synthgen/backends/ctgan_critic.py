@@ -17,8 +17,10 @@ short closed form:
   rows of both.
 
 Dropout with ``p = 1/2`` takes its keep/drop decisions from random bits, 63 per
-``int64`` draw. ``tests/test_ctgan.py`` holds the gradients equal to autograd's on
-the module's own forward with the same dropout masks.
+``int64`` draw (other rates draw one Bernoulli number per element). The slope and the
+dropout rate are read from the critic's own ``LeakyReLU`` / ``Dropout`` modules, and
+``tests/test_ctgan.py`` holds the gradients equal to autograd's through
+``PacCritic.forward`` with the same dropout masks.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: The critic's LeakyReLU slope (as in the CTGAN paper's reference architecture).
-LEAKY_SLOPE = 0.2
 _BITS = 63
 
 
@@ -76,8 +76,24 @@ class FusedCritic:
     ) -> None:
         linears = [m for m in critic.modules() if isinstance(m, nn.Linear)]
         self.hidden, self.out = linears[:-1], linears[-1]
+        slopes = {m.negative_slope for m in critic.modules() if isinstance(m, nn.LeakyReLU)}
+        rates = {m.p for m in critic.modules() if isinstance(m, nn.Dropout)}
+        if len(slopes) != 1 or len(rates) != 1:
+            raise ValueError("FusedCritic needs one LeakyReLU slope and one dropout rate")
+        self.slope = float(slopes.pop())
+        self.dropout = float(rates.pop())
         self.pac = pac
         self.compute_dtype = compute_dtype
+
+    def _mask(self, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+        """A fresh training-mode dropout multiplier (0 or 1 / (1 - p)) for one layer."""
+        if self.dropout == 0.5:
+            return half_dropout_mask(rows, cols, like.device, dtype=like.dtype)
+        keep = 1.0 - self.dropout
+        if keep <= 0.0:
+            return torch.zeros(rows, cols, device=like.device, dtype=like.dtype)
+        mask = torch.empty(rows, cols, device=like.device, dtype=torch.float32)
+        return mask.bernoulli_(keep).div_(keep).to(like.dtype)
 
     def _forward(
         self, weights: _Weights, packs: torch.Tensor, masks: list[torch.Tensor] | None
@@ -87,11 +103,11 @@ class FusedCritic:
         for i, (weight, bias) in enumerate(zip(weights.hidden, weights.biases, strict=True)):
             pre = torch.addmm(bias, inputs[-1], weight.t())
             mask = (
-                half_dropout_mask(pre.shape[0], pre.shape[1], pre.device, dtype=pre.dtype)
+                self._mask(pre.shape[0], pre.shape[1], pre)
                 if masks is None
                 else masks[i].to(pre.dtype)
             )
-            factor = torch.where(pre > 0, mask, mask * LEAKY_SLOPE)
+            factor = torch.where(pre > 0, mask, mask * self.slope)
             inputs.append(pre.mul_(factor))  # leaky_relu(a) * mask == a * factor
             factors.append(factor)
         return inputs, factors

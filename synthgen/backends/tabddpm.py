@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Any, ClassVar
 
 import pandas as pd
 import torch
 
 from synthgen.backends.base import BaseGenerator
-from synthgen.backends.spans import SpanLayout
+from synthgen.backends.params import check_float, check_int, check_widths
+from synthgen.backends.players import LinearDecay, OptimizerSpec, Player, RowLoss
 from synthgen.diffusion import GaussianDiffusion, MLPDenoiser, MultinomialDiffusion, NoiseSchedule
 from synthgen.errors import ConfigError
 from synthgen.transforms.columns import Span
+from synthgen.transforms.layout import SpanLayout
 from synthgen.transforms.quantile import QuantileTableTransformer
 
 
@@ -116,18 +117,18 @@ class TabDDPM(BaseGenerator):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ConfigError(f"steps={self.steps!r} must be a positive integer or None")
-        if not self.hidden or any(int(h) < 1 for h in self.hidden):
-            raise ConfigError(f"hidden={self.hidden!r} must be a non-empty list of widths")
-        if int(self.num_timesteps) < 2:
-            raise ConfigError(f"num_timesteps={self.num_timesteps!r} must be at least 2")
-        if self.sample_steps is not None and int(self.sample_steps) < 1:
-            raise ConfigError(f"sample_steps={self.sample_steps!r} must be positive or None")
-        if not 0.0 <= float(self.ema_decay) < 1.0:
-            raise ConfigError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
-        if int(self.time_dim) < 2:
-            raise ConfigError(f"time_dim={self.time_dim!r} must be at least 2")
+        check_int("steps", self.steps, 1, optional=True)
+        if self.target is not None and not isinstance(self.target, str):
+            raise ConfigError(f"target={self.target!r} must be a column name or None")
+        check_widths("hidden", self.hidden)
+        check_int("time_dim", self.time_dim, 2)
+        check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_int("num_timesteps", self.num_timesteps, 2)
+        check_int("sample_steps", self.sample_steps, 1, optional=True)
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_float("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        check_int("n_quantiles", self.n_quantiles, 2)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, schema=None, resume: bool = False):
@@ -194,25 +195,28 @@ class TabDDPM(BaseGenerator):
             float(self.dropout),
         ).to(device)
         self.ema_ = copy.deepcopy(self.denoiser_).requires_grad_(False)
-        self.optimizer_ = torch.optim.AdamW(
-            self.denoiser_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
-        self.step_ = 0
-        if data is not None:
-            n = len(data)
-            batch = min(int(self.batch_size), n)
-            per_epoch = max(1, math.ceil(n / batch))
-            self.steps_per_epoch_ = per_epoch
-            self.total_steps_ = self._epochs_for(per_epoch) * per_epoch
-            if self.target_span_ is not None:
-                y = self._split_target(data)[1]
-                self.class_counts_ = torch.bincount(y, minlength=num_classes).to(torch.float32)
+        if data is not None and self.target_span_ is not None:
+            y = self._split_target(data)[1]
+            self.class_counts_ = torch.bincount(y, minlength=num_classes).to(torch.float32)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"denoiser": self.denoiser_, "ema": self.ema_}
 
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adamw": self.optimizer_}
+    def _players(self) -> list[Player]:
+        """One player: AdamW with a linear decay to 0, samples from the weights' EMA."""
+        return [
+            Player(
+                name="denoiser",
+                modules=[self.denoiser_],
+                optimizer=OptimizerSpec(
+                    "adamw", self.learning_rate, weight_decay=self.weight_decay
+                ),
+                loss=self._row_loss,
+                schedule=LinearDecay(),
+                ema=self.ema_,
+                ema_decay=float(self.ema_decay),
+            )
+        ]
 
     def _split_target(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.target_span_ is None:
@@ -261,37 +265,12 @@ class TabDDPM(BaseGenerator):
             discrete = discrete * (self.schedule_.num_steps / multinomial.n_groups)
         return gaussian, discrete
 
-    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _row_loss(self, batch: torch.Tensor) -> RowLoss:
         gaussian, discrete = self._loss(batch, None)
-        loss = gaussian.mean() + discrete.mean()
-        self._set_learning_rate()
-        self.optimizer_.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer_.step()
-        self.step_ += 1
-        self._update_ema()
-        return {
-            "loss": loss.detach(),
-            "gaussian": gaussian.mean().detach(),
-            "multinomial": discrete.mean().detach(),
-        }
-
-    def _set_learning_rate(self) -> None:
-        """Linear decay to 0 over the planned steps, or over the time budget if sooner."""
-        done = self.step_ / max(1, getattr(self, "total_steps_", 1))
-        deadline = getattr(self, "_deadline", None)
-        if deadline is not None:
-            budget = deadline - self._started
-            done = max(done, (time.perf_counter() - self._started) / max(budget, 1e-9))
-        for group in self.optimizer_.param_groups:
-            group["lr"] = self.learning_rate * max(0.0, 1.0 - done)
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        # warm-up: early weights are poor, so the average starts short and lengthens
-        decay = min(float(self.ema_decay), (1 + self.step_) / (10 + self.step_))
-        ema = list(self.ema_.parameters())
-        torch._foreach_lerp_(ema, list(self.denoiser_.parameters()), 1.0 - decay)
+        return RowLoss(
+            gaussian + discrete,
+            {"gaussian": gaussian.mean().detach(), "multinomial": discrete.mean().detach()},
+        )
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         generator = torch.Generator(device=data.device).manual_seed(int(self.seed) + 3)
@@ -300,12 +279,6 @@ class TabDDPM(BaseGenerator):
             gaussian, discrete = self._loss(data[start : start + 8192], generator)
             total += float((gaussian + discrete).sum())
         return total / len(data)
-
-    def _load_checkpoint(self, stopper: Any) -> int:
-        """Resume: the step counter (learning-rate decay, EMA warm-up) follows the epoch."""
-        epoch = super()._load_checkpoint(stopper)
-        self.step_ = epoch * self.steps_per_epoch_
-        return epoch
 
     def _extra_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Class frequencies: unconditional samples draw the target from them."""

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
+from synthgen.backends.params import check_float, check_int
+from synthgen.backends.players import OptimizerSpec, Plateau, Player, RowLoss
+from synthgen.core.noise import gumbel_noise
 from synthgen.errors import ConditionError, ConfigError
 from synthgen.transforms.tokens import TokenTransformer
 
@@ -160,10 +163,15 @@ class TabularAR(BaseGenerator):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not 0.0 <= float(self.flexible_share) <= 1.0:
-            raise ConfigError(f"flexible_share={self.flexible_share!r} must be in [0, 1]")
-        if int(self.bins) < 2 or int(self.positions) < 1:
-            raise ConfigError("bins must be >= 2 and positions >= 1")
+        check_int("embedding_dim", self.embedding_dim, 1)
+        check_int("hidden_dim", self.hidden_dim, 1)
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_float("flexible_share", self.flexible_share, 0.0, 1.0)
+        check_int("bins", self.bins, 2)
+        check_int("positions", self.positions, 1)
+        check_int("max_exact_values", self.max_exact_values, 1)
+        check_int("rare_min_count", self.rare_min_count, 0)
 
     def _transformer_defaults(self) -> dict[str, Any]:
         """Tokenisation options come from this model's parameters."""
@@ -193,21 +201,24 @@ class TabularAR(BaseGenerator):
         if data is not None:
             self.network_.init_output_bias(data)
         self.network_.to(self.device_)
-        self.optimizer_ = torch.optim.AdamW(
-            self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
+
+    def _players(self) -> list[Player]:
         # halve the step size whenever held-out likelihood stalls: late, small steps
         # are what calibrates the heads' probabilities
-        self.scheduler_ = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer_, factor=0.5, patience=0
-        )
+        return [
+            Player(
+                name="network",
+                modules=[self.network_],
+                optimizer=OptimizerSpec(
+                    "adamw", self.learning_rate, weight_decay=self.weight_decay
+                ),
+                loss=self._row_loss,
+                schedule=Plateau(factor=0.5, patience=0),
+            )
+        ]
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"network": self.network_}
-
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        # the schedule has state_dict/load_state_dict too, so checkpoints carry it
-        return {"adamw": self.optimizer_, "plateau": self.scheduler_}  # type: ignore[dict-item]
 
     # ------------------------------------------------------------------ orders and loss
     def _ranks(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -229,12 +240,9 @@ class TabularAR(BaseGenerator):
         picked = log_probs.gather(-1, tokens.t().unsqueeze(-1)).squeeze(-1)  # (n, B)
         return -picked.sum(dim=0)
 
-    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = self._nll(batch, self._ranks(batch.shape[0])).mean()
-        self.optimizer_.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer_.step()
-        return {"loss": loss.detach()}
+    def _row_loss(self, batch: torch.Tensor) -> RowLoss:
+        """Each row's negative log-likelihood, a share of rows in a random column order."""
+        return RowLoss(self._nll(batch, self._ranks(batch.shape[0])))
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Held-out NLL in the table's own order (the order sampling uses)."""
@@ -244,9 +252,6 @@ class TabularAR(BaseGenerator):
             ranks = (self.sub_column_of_ * 2 + self.within_).expand(len(chunk), -1)
             total += float(self._nll(chunk, ranks).sum())
         return total / len(data)
-
-    def _end_of_epoch(self, losses: dict[str, float]) -> None:
-        self.scheduler_.step(losses.get("val_loss", losses["loss"]))
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -277,9 +282,7 @@ class TabularAR(BaseGenerator):
                 logits = network.column_logits(emb, known, column)
             else:
                 logits = network.column_logits(emb[todo], known[todo], column)
-            u = torch.rand(logits.shape, device=logits.device, generator=generator)
-            gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)))
-            choice = (logits + gumbel).argmax(dim=1)
+            choice = (logits + gumbel_noise(logits, generator)).argmax(dim=1)
             if bool(todo.all()):
                 tokens[:, column] = choice
                 emb[:, column] = network.embedding(choice + network.offsets[column])

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from synthgen.backends.base import BaseGenerator
-from synthgen.backends.flat_params import FlatParameters
-from synthgen.backends.spans import SpanLayout
+from synthgen.backends.params import check_choice, check_float, check_int, check_widths
+from synthgen.backends.players import FastLoss, OptimizerSpec, Player, RowLoss
 from synthgen.backends.tvae_step import FusedTVAEStep, PaddedHeads
-from synthgen.errors import ConfigError
-from synthgen.training import check_precision, resolve_precision
+from synthgen.training import PRECISIONS
+from synthgen.transforms.layout import SpanLayout
 
 #: Bounds of the learned output standard deviations (as in the paper's ``delta``).
 SIGMA_MIN, SIGMA_MAX = 0.01, 1.0
@@ -48,16 +48,54 @@ class TVAEEncoder(nn.Module):
         return self.mean(h), self.log_var(h)
 
 
+class GaussianOutput(nn.Module):
+    """The continuous outputs' likelihood: ``x ~ N(tanh(o), sigma^2)`` per value.
+
+    ``sigma`` (one learned standard deviation per continuous value) lives in the module
+    whose forward uses it, so per-sample gradient methods see it like any layer weight.
+    """
+
+    def __init__(self, n_alpha: int) -> None:
+        super().__init__()
+        self.sigma = nn.Parameter(torch.full((n_alpha,), 0.1))
+
+    def forward(self, pre_tanh: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-row negative log-likelihood (up to a constant) of ``target``."""
+        sigma = self.sigma
+        squared = (target - torch.tanh(pre_tanh)) ** 2
+        return (squared / (2 * sigma**2) + torch.log(sigma)).sum(dim=1)
+
+    def sample(self, pre_tanh: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(pre_tanh.shape, generator=generator, device=pre_tanh.device)
+        return torch.tanh(pre_tanh) + noise * self.sigma
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Keep every ``sigma`` inside ``[SIGMA_MIN, SIGMA_MAX]`` (the paper's bounds)."""
+        self.sigma.clamp_(SIGMA_MIN, SIGMA_MAX)
+
+
 class TVAEDecoder(nn.Module):
-    """Latent code -> output logits / means, plus learned per-value standard deviations."""
+    """Latent code -> output logits / means; ``gaussian`` holds the learned deviations."""
 
     def __init__(self, latent_dim: int, hidden: tuple[int, ...], data_dim: int, n_alpha: int):
         super().__init__()
         self.body = nn.Sequential(_mlp([latent_dim, *hidden]), nn.Linear(hidden[-1], data_dim))
-        self.sigma = nn.Parameter(torch.full((n_alpha,), 0.1))
+        self.gaussian = GaussianOutput(n_alpha)
+        self._register_load_state_dict_pre_hook(_rename_old_sigma)
+
+    @property
+    def sigma(self) -> nn.Parameter:
+        return self.gaussian.sigma
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.body(z)
+
+
+def _rename_old_sigma(state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Model files written before ``GaussianOutput`` stored ``sigma`` on the decoder."""
+    if prefix + "sigma" in state:
+        state[prefix + "gaussian.sigma"] = state.pop(prefix + "sigma")
 
 
 class TVAE(BaseGenerator):
@@ -107,13 +145,13 @@ class TVAE(BaseGenerator):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name in ("compress_dims", "decompress_dims"):
-            dims = getattr(self, name)
-            if not dims or any(int(d) < 1 for d in dims):
-                raise ConfigError(f"{name}={dims!r} must be a non-empty list of positive widths")
-        if int(self.embedding_dim) < 1:
-            raise ConfigError(f"embedding_dim={self.embedding_dim!r} must be positive")
-        check_precision(self.precision)
+        check_widths("compress_dims", self.compress_dims)
+        check_widths("decompress_dims", self.decompress_dims)
+        check_int("embedding_dim", self.embedding_dim, 1)
+        check_float("l2scale", self.l2scale, 0.0)
+        check_float("loss_factor", self.loss_factor, 0.0, low_open=True)
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_choice("precision", self.precision, PRECISIONS)
 
     # ------------------------------------------------------------------ networks
     def _build(self, layout: SpanLayout, data: torch.Tensor | None) -> None:
@@ -124,24 +162,24 @@ class TVAE(BaseGenerator):
         self.encoder_.to(self.device_)
         self.decoder_.to(self.device_)
         self.heads_ = PaddedHeads(layout, self.device_)
-        self.compute_dtype_ = resolve_precision(self.precision, self.device_)
         self.fused_step_ = FusedTVAEStep(
             self.encoder_, self.decoder_, self.heads_, self.compute_dtype_
         )
-        # all parameters in one flat buffer: one Adam kernel per step
-        self.params_ = FlatParameters([self.encoder_, self.decoder_])
-        self.optimizer_ = torch.optim.Adam(
-            [self.params_.parameter],
-            lr=self.learning_rate,
-            weight_decay=self.l2scale,
-            fused=True,
-        )
+
+    def _players(self) -> list[Player]:
+        return [
+            Player(
+                name="vae",
+                modules=[self.encoder_, self.decoder_],
+                optimizer=OptimizerSpec("adam", self.learning_rate, weight_decay=self.l2scale),
+                loss=self._row_loss,
+                fast=self._fused_loss if self.heads_.complete else None,
+                after_step=self.decoder_.gaussian.clamp_,
+            )
+        ]
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder_, "decoder": self.decoder_}
-
-    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adam": self.optimizer_}
 
     # ------------------------------------------------------------------ loss
     def _negative_elbo(
@@ -161,37 +199,29 @@ class TVAE(BaseGenerator):
         layout = self.layout_
         reconstruction = layout.cross_entropy(out, x)
         if layout.alpha_index.numel():
-            sigma = self.decoder_.sigma
-            target = x[:, layout.alpha_index]
-            predicted = torch.tanh(out[:, layout.alpha_index])
-            gaussian = (target - predicted) ** 2 / (2 * sigma**2) + torch.log(sigma)
-            reconstruction = reconstruction + gaussian.sum(dim=1)
+            index = layout.alpha_index
+            reconstruction = reconstruction + self.decoder_.gaussian(out[:, index], x[:, index])
         kl = -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(dim=1)
         return reconstruction, kl
 
-    def _training_rows(self, train: torch.Tensor) -> torch.Tensor:
-        return self.heads_.pad_rows(train) if self.heads_.complete else train
+    def _latent_noise(self, rows: int, device: torch.device) -> torch.Tensor:
+        return torch.randn(rows, self.embedding_dim, device=device)
 
-    def _train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One Adam step on the negative ELBO.
+    def _row_loss(self, batch: torch.Tensor) -> RowLoss:
+        """The negative ELBO of each row (``batch`` in the encoded layout)."""
+        noise = self._latent_noise(batch.shape[0], batch.device)
+        reconstruction, kl = self._negative_elbo(batch, True, noise)
+        return RowLoss(self.loss_factor * reconstruction + kl, {"kl": kl.mean().detach()})
 
-        ``batch`` is in the padded layout of ``tvae_step`` when the fused step covers the
-        layout (always, for the transforms shipped), else in the encoded layout.
-        """
-        noise = torch.randn(batch.shape[0], self.embedding_dim, device=batch.device)
-        if self.heads_.complete:
-            loss, kl, grads = self.fused_step_(batch, noise, self.loss_factor)
-            self.params_.set_grads(grads)
-        else:  # a layout the fused step does not cover: plain autograd
-            reconstruction, kl_rows = self._negative_elbo(batch, True, noise)
-            loss = (self.loss_factor * reconstruction + kl_rows).mean()
-            kl = kl_rows.mean()
-            loss.backward()
-            self.params_.collect_grads()
-        self.optimizer_.step()
-        with torch.no_grad():
-            self.decoder_.sigma.clamp_(SIGMA_MIN, SIGMA_MAX)
-        return {"loss": loss.detach(), "kl": kl.detach()}
+    def _fused_loss(self, batch: torch.Tensor) -> FastLoss:
+        """The same loss's mean and exact gradients, hand-derived (``batch`` padded)."""
+        noise = self._latent_noise(batch.shape[0], batch.device)
+        loss, kl, grads = self.fused_step_(batch, noise, self.loss_factor)
+        return FastLoss(loss, {"kl": kl}, grads=grads)
+
+    def _training_rows(self, train: torch.Tensor, accelerated: bool) -> torch.Tensor:
+        # the fused step reads rows in the padded layout, autograd in the encoded one
+        return self.heads_.pad_rows(train) if accelerated and self.heads_.complete else train
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         total = 0.0
@@ -208,7 +238,6 @@ class TVAE(BaseGenerator):
         layout = self.layout_
         rows = layout.sample_discrete(out, generator)
         if layout.alpha_index.numel():
-            mean = torch.tanh(out[:, layout.alpha_index])
-            noise = torch.randn(mean.shape, generator=generator, device=device)
-            rows[:, layout.alpha_index] = mean + noise * self.decoder_.sigma
+            index = layout.alpha_index
+            rows[:, index] = self.decoder_.gaussian.sample(out[:, index], generator)
         return rows

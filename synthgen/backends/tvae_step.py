@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthgen.backends.spans import PaddedHeads
+from synthgen.transforms.layout import PaddedHeads
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -147,7 +147,7 @@ class FusedTVAEStep:
             reconstruction = -(log_prob * target_d).sum()
             grad_padded = torch.empty_like(padded)
             torch.sub(log_prob.exp_(), target_d, out=grad_padded[:, :d])
-            sigma = decoder.sigma
+            sigma = decoder.gaussian.sigma
             if sigma.numel():
                 mean_a = torch.tanh(padded[:, d:])
                 residual = target[:, d:] - mean_a
