@@ -20,7 +20,7 @@ from evaluation.encoding import TableEncoder
 from evaluation.plots import distributions, pair_matrix
 from evaluation.report import EvaluationReport
 from evaluation.threads import model_threads
-from synthgen.errors import ConfigError
+from synthgen.errors import ConfigError, SchemaError
 from synthgen.schema import Schema
 
 #: Below this many rows per table the model-based sections are skipped, not failed.
@@ -90,11 +90,17 @@ def evaluate(
     if schema is None:
         schema = Schema.infer(real)
     v.check_schema(schema, real)
+    if all(spec.kind == "id" for spec in schema):
+        raise SchemaError(
+            f"every column of real is an id column ({schema.names}); nothing to compare. "
+            "Pass schema= with the kinds of the columns that carry information"
+        )
     if target is not None and schema[target].kind == "id":
         raise ConfigError(f"target column {target!r} is an id column; pick a label column")
-    synthetic = v.coerce_kinds(synthetic, schema, "synthetic")
+    real = v.coerce_kinds(real, schema, "real")
+    synthetic = v.coerce_kinds(synthetic, schema, "synthetic", reference=real)
     if holdout is not None:
-        holdout = v.coerce_kinds(holdout, schema, "holdout")
+        holdout = v.coerce_kinds(holdout, schema, "holdout", reference=real)
     dp_info = _dp_info(dp)
 
     report = EvaluationReport()

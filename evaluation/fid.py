@@ -27,10 +27,17 @@ PRC_ROWS = 3000
 
 
 def frechet_distance(real: np.ndarray, synthetic: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to the two feature sets (torch-fidelity)."""
+    """Frechet distance between Gaussians fitted to the two feature sets (torch-fidelity).
+
+    With one feature numpy's covariance is a 0-d array, which torch-fidelity's shape
+    check refuses; it is the 1 x 1 covariance matrix, and is passed on as one.
+    """
     s_r = fid_features_to_statistics(torch.from_numpy(real.astype("float64")))
     s_s = fid_features_to_statistics(torch.from_numpy(synthetic.astype("float64")))
-    return float(fid_statistics_to_metric(s_r, s_s, verbose=False)["frechet_inception_distance"])
+    for stats in (s_r, s_s):
+        stats["sigma"] = np.atleast_2d(stats["sigma"])
+    value = float(fid_statistics_to_metric(s_r, s_s, verbose=False)["frechet_inception_distance"])
+    return max(value, 0.0)  # identical tables can come out as -1e-16 from rounding
 
 
 def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.encoding import CONTINUOUS, DISCRETE
+from synthgen.core.values import datetime_ns, datetime_to_float, joint_codes
 from synthgen.schema import Schema
 
 #: SDMetrics 0.32 ``DEFAULT_REAL_CORRELATION_THRESHOLD`` / ``DEFAULT_REAL_ASSOCIATION_THRESHOLD``.
@@ -69,12 +70,7 @@ def sdv_metadata(schema: Schema) -> dict[str, Any]:
 def _continuous(series: pd.Series) -> np.ndarray:
     """Values the way SDMetrics sees a continuous column (datetimes as int64 ns)."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        ns = series.to_numpy(dtype="datetime64[ns]").view("int64")
-        if series.isna().any():
-            out = ns.astype("float64")
-            out[series.isna().to_numpy()] = np.nan
-            return out
-        return ns
+        return datetime_to_float(series) if series.isna().any() else datetime_ns(series)
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.to_numpy(dtype="float64")
     if pd.api.types.is_integer_dtype(series.dtype):
@@ -153,8 +149,19 @@ def column_shapes(
 
 # ----------------------------------------------------------------- pair trends
 def _digitize(values: np.ndarray) -> np.ndarray:
-    """SDMetrics' discretisation: 10 equal-width bins of the frame's own values."""
-    edges = np.histogram_bin_edges(_nonnull(values))
+    """SDMetrics' discretisation: 10 equal-width bins of the frame's own values.
+
+    A constant column of large numbers (a constant datetime, in nanoseconds) has no
+    ten finite-sized bins around its value in float64, so numpy refuses it; shifted to
+    start at 0 it bins as any constant column does (every value in the middle bin).
+    """
+    present = _nonnull(values)
+    try:
+        edges = np.histogram_bin_edges(present)
+    except ValueError:
+        low = float(present.min())
+        values = values.astype("float64") - low
+        edges = np.histogram_bin_edges(present.astype("float64") - low)
     return np.digitize(values, bins=edges).astype("int64")
 
 
@@ -212,10 +219,8 @@ class _Coded:
                 self.codes_real[name], self.codes_syn[name] = _digitize(r), _digitize(s)
                 self.sizes[name] = 12  # digitize codes 0..11 (11 = above the last edge / NaN)
             elif spec.kind in DISCRETE:
-                both = pd.concat([real[name], synthetic[name]], ignore_index=True)
-                codes, uniques = pd.factorize(both, use_na_sentinel=False)
-                self.codes_real[name] = codes[: len(real)].astype("int64")
-                self.codes_syn[name] = codes[len(real) :].astype("int64")
+                codes_real, codes_syn, uniques = joint_codes(real[name], synthetic[name])
+                self.codes_real[name], self.codes_syn[name] = codes_real, codes_syn
                 self.sizes[name] = max(len(uniques), 1)
                 nulls = np.nonzero(pd.isna(uniques))[0]
                 self.null_code[name] = int(nulls[0]) if len(nulls) else -1

@@ -302,6 +302,14 @@ def render(report: Any) -> str:
                 pd.DataFrame({"measure": list(priv), "value": list(priv.values())}), "privacy-table"
             )
         )
+        if "privacy.dcr_reference" in d:
+            out.append(
+                "<p class='note'>DCR share: each synthetic row's distance to the closest "
+                "training row against the closest holdout row, measured on equally many "
+                "rows of each (the larger table is subsampled, seeded), so 0.5 is ideal "
+                "whatever the split.</p>"
+            )
+            out.append(_table(d["privacy.dcr_reference"], "privacy-dcr-reference"))
         if "privacy.distances" in d:
             out.append(_table(d["privacy.distances"], "privacy-distances"))
     if "dp.accounting" in d:

@@ -1,8 +1,13 @@
 """Privacy risk section: runs the attacks of ``privacy.attacks`` and summarises them.
 
 - ``privacy.dcr_share``: share of synthetic rows closer to a training row than to any
-  holdout row (SDMetrics DCROverfittingProtection definition). 0.5 is ideal when the
-  holdout is as large as the training table; near 1 means memorised rows.
+  holdout row (SDMetrics DCROverfittingProtection definition), measured against
+  equally many training and holdout rows: the larger table is subsampled (seeded) to
+  the smaller one's size, because with unequal sizes a row drawn from the real
+  distribution is closer to the larger table more often than not (26,000 vs 6,561
+  real rows score about 0.8 unbalanced). So 0.5 is ideal whatever the split; near 1
+  means memorised rows. The detail table ``privacy.dcr_reference`` gives both sizes
+  and the size used.
 - ``privacy.dcr_protection``: SDMetrics' score, ``min(2 * (1 - dcr_share), 1)``.
 - ``privacy.nndr_mean`` / ``privacy.nndr_p05``: nearest-neighbour distance ratio of
   synthetic rows to training rows (low = a synthetic row singles out one record).
@@ -19,7 +24,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from privacy.attacks import exact_copy_rate, membership_inference_auc, nearest_distances
+from privacy.attacks import (
+    balanced_references,
+    exact_copy_rate,
+    membership_inference_auc,
+    nearest_distances,
+)
 from synthgen.schema import Schema
 
 
@@ -27,6 +37,27 @@ def _sample(df: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.Dat
     if n is None or len(df) <= n:
         return df
     return df.iloc[np.sort(rng.choice(len(df), n, replace=False))]
+
+
+def _nearest(query: pd.DataFrame, reference: pd.DataFrame, schema: Schema) -> np.ndarray:
+    return nearest_distances(query, reference, schema, k=1)[:, 0]
+
+
+def _reference_sizes(
+    real: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    searched: pd.DataFrame,
+    used: int,
+) -> pd.DataFrame:
+    """What the DCR share was measured on: the sizes given and the balanced size used."""
+    return pd.DataFrame(
+        {
+            "table": ["training", "holdout", "synthetic"],
+            "rows_given": [len(real), len(holdout), len(synthetic)],
+            "rows_used": [used, used, len(searched)],
+        }
+    )
 
 
 def privacy_risk(
@@ -59,19 +90,26 @@ def privacy_risk(
         "privacy.nndr_p05": float(np.quantile(ratio, 0.05)),
     }
     table = {"dcr_training": d1, "nndr": ratio}
+    details: dict[str, pd.DataFrame] = {}
     if holdout is not None:
-        d_hold = nearest_distances(syn, holdout, schema, k=1)[:, 0]
-        share = float(np.mean(d1 < d_hold))
+        ref_train, ref_hold = balanced_references(real, holdout, seed)
+        d_balanced = d1 if len(ref_train) == len(real) else _nearest(syn, ref_train, schema)
+        d_hold = _nearest(syn, ref_hold, schema)
+        share = float(np.mean(d_balanced < d_hold))
         scores["privacy.dcr_share"] = share
         scores["privacy.dcr_protection"] = min((1.0 - share) * 2.0, 1.0)
         scores["privacy.mia_auc"] = membership_inference_auc(
             real, holdout, synthetic, schema, max_rows=mia_rows, seed=seed
         )
         table["dcr_holdout"] = d_hold
+        details["privacy.dcr_reference"] = _reference_sizes(
+            real, holdout, synthetic, syn, len(ref_train)
+        )
     quantiles = [0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0]
     summary = pd.DataFrame(
         {name: np.quantile(v, quantiles) for name, v in table.items()},
         index=[f"q{int(q * 100):02d}" for q in quantiles],
     )
     summary.insert(0, "quantile", summary.index)
-    return scores, {"privacy.distances": summary.reset_index(drop=True)}
+    details["privacy.distances"] = summary.reset_index(drop=True)
+    return scores, details

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from synthgen.errors import DataError
+from synthgen.paths import check_writable
 
 FORMAT = "synthgen.evaluation"
 VERSION = 1
@@ -38,6 +40,20 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    """Write through a temporary file renamed into place: never a half-written report."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise DataError(f"cannot write report to {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -78,9 +94,11 @@ class EvaluationReport:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The report as JSON text; written to ``path`` when given."""
+        if path is not None:
+            check_writable(path, what="report")
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            _write_text(path, text)
         return text
 
     @classmethod
@@ -113,9 +131,11 @@ class EvaluationReport:
         """A self-contained HTML page (inline CSS/SVG/JS); written to ``path`` when given."""
         from evaluation.html import render
 
+        if path is not None:
+            check_writable(path, what="report")
         page = render(self)
         if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
+            _write_text(path, page)
         return page
 
     def __repr__(self) -> str:

@@ -70,6 +70,21 @@ def _model(task: str, mask: list[bool], seed: int):
     return HistGradientBoostingRegressor(max_iter=100, categorical_features=cats, random_state=seed)
 
 
+def _no_empty_columns(x: np.ndarray) -> np.ndarray:
+    """Training features with all-missing columns set to 0.
+
+    HistGradientBoosting cannot bin a feature with no value at all (a synthetic column
+    that came out all null); a constant carries the same (no) information, and a tree
+    never splits on it, so the model is the one it would have been without the column.
+    """
+    empty = np.isnan(x).all(axis=0) if len(x) else np.zeros(x.shape[1], dtype=bool)
+    if not empty.any():
+        return x
+    x = x.copy()
+    x[:, empty] = 0.0
+    return x
+
+
 def _labels(df: pd.DataFrame, target: str) -> np.ndarray:
     return category_keys(df[target]).astype(str).to_numpy()
 
@@ -85,7 +100,10 @@ def _classification_metrics(model, x, y, classes: list[str], positive: str) -> d
             proba[:, classes.index(c)] = p[:, j]
     present = sorted(set(y))
     if len(classes) == 2:
-        out["f1"] = float(f1_score(y, pred, pos_label=positive, zero_division=0))
+        # F1 of the positive class; ``labels=[positive]`` rather than ``pos_label`` so
+        # that a class only the synthetic table has (predicted by the TSTR model) counts
+        # as a wrong prediction instead of making scikit-learn refuse a "binary" task.
+        out["f1"] = float(f1_score(y, pred, labels=[positive], average="macro", zero_division=0))
         y_bin = (y == positive).astype(int)
         out["roc_auc"] = (
             float(roc_auc_score(y_bin, proba[:, classes.index(positive)]))
@@ -161,7 +179,7 @@ def _utility(
                 metrics = {"roc_auc": math.nan, "f1": math.nan, "accuracy": math.nan}
             else:
                 x, _ = encoder.ordinal(frame, exclude)
-                model = _model(task, mask, seed).fit(x, y)
+                model = _model(task, mask, seed).fit(_no_empty_columns(x), y)
                 metrics = _classification_metrics(model, x_test, y_test, classes, positive)
                 run.predictions[name] = model.predict(x_test)
             rows.extend((name, m, v) for m, v in metrics.items())
@@ -170,7 +188,8 @@ def _utility(
         run.y_true = y_test
         for name, frame in sets.items():
             x, _ = encoder.ordinal(frame, exclude)
-            model = _model(task, mask, seed).fit(x, frame[target].to_numpy(dtype="float64"))
+            y = frame[target].to_numpy(dtype="float64")
+            model = _model(task, mask, seed).fit(_no_empty_columns(x), y)
             pred = model.predict(x_test)
             run.predictions[name] = pred
             rows.extend(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from synthgen.errors import ConfigError, DataError, SchemaError
@@ -47,32 +48,95 @@ def align_columns(df: pd.DataFrame, reference: pd.DataFrame, argument: str) -> p
     return df[list(reference.columns)]
 
 
-def coerce_kinds(df: pd.DataFrame, schema: Schema, argument: str) -> pd.DataFrame:
-    """Cast numerical / datetime columns so that every table compares like with like."""
-    out = df
+def coerce_kinds(
+    df: pd.DataFrame, schema: Schema, argument: str, reference: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Cast numerical / datetime columns so that every table compares like with like.
+
+    Numbers become plain numpy dtypes (a nullable ``Int64`` column with NA becomes
+    float64 with NaN: every metric reads NaN as missing, none reads ``pd.NA``),
+    infinite values are refused (no distance, histogram or correlation is defined for
+    them), text in a numerical or datetime column is refused, and a datetime column
+    must be time-zone aware in every table or in none (``reference``, the real table,
+    decides), since comparing local wall-clock times with UTC instants would shift
+    every value silently.
+    """
+    out = df.copy()
     for spec in schema:
-        col = df[spec.name]
-        if spec.kind == "numerical" and not pd.api.types.is_numeric_dtype(col.dtype):
-            values = pd.to_numeric(col, errors="coerce")
-            bad = col[values.isna() & col.notna()]
-            if len(bad):
-                raise DataError(
-                    f"column {spec.name!r} of {argument} is numerical in the real table but "
-                    f"holds {bad.iloc[0]!r}; clean or cast it (pd.to_numeric)"
-                )
-            out = out if out is not df else df.copy()
-            out[spec.name] = values
-        elif spec.kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(col.dtype):
-            values = pd.to_datetime(col, errors="coerce")
-            bad = col[values.isna() & col.notna()]
-            if len(bad):
-                raise DataError(
-                    f"column {spec.name!r} of {argument} is a datetime in the real table but "
-                    f"holds {bad.iloc[0]!r}; fix the value or parse it with pd.to_datetime"
-                )
-            out = out if out is not df else df.copy()
-            out[spec.name] = values
+        if spec.kind == "numerical":
+            out[spec.name] = _numbers(df[spec.name], spec.name, argument)
+        elif spec.kind == "datetime":
+            ref = None if reference is None else reference[spec.name]
+            out[spec.name] = _datetimes(df[spec.name], spec.name, argument, ref)
     return out
+
+
+def _numbers(col: pd.Series, name: str, argument: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col.dtype):
+        values = col.astype("float64") if col.isna().any() else col.astype("int64")
+    elif not pd.api.types.is_numeric_dtype(col.dtype):
+        values = pd.to_numeric(col, errors="coerce")
+        bad = col[values.isna() & col.notna()]
+        if len(bad):
+            raise DataError(
+                f"column {name!r} of {argument} is numerical in the real table but "
+                f"holds {bad.iloc[0]!r}; clean or cast it (pd.to_numeric)"
+            )
+    else:
+        values = col
+    if isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        # Int64 / Float64 / UInt8 ...: NA becomes NaN, otherwise the numpy dtype is kept
+        numpy_dtype = "float64" if values.isna().any() else values.dtype.numpy_dtype
+        values = pd.Series(
+            values.to_numpy(dtype=numpy_dtype, na_value=np.nan), index=col.index, name=col.name
+        )
+    floats = values.to_numpy(dtype="float64", na_value=np.nan)
+    n_inf = int(np.isinf(floats).sum())
+    if n_inf:
+        raise DataError(
+            f"column {name!r} of {argument} holds {n_inf} infinite value(s) (e.g. "
+            f"{floats[np.isinf(floats)][0]}); replace them with NaN "
+            "(df[col].replace([np.inf, -np.inf], np.nan)) or drop those rows"
+        )
+    return values
+
+
+def _datetimes(col: pd.Series, name: str, argument: str, reference: pd.Series | None) -> pd.Series:
+    values = col
+    if not pd.api.types.is_datetime64_any_dtype(col.dtype):
+        try:
+            values = pd.to_datetime(col, errors="coerce")
+        except (ValueError, TypeError) as exc:  # e.g. mixed time zones in one column
+            first = str(exc).splitlines()[0]
+            raise DataError(
+                f"column {name!r} of {argument} cannot be read as datetimes ({first}); "
+                "parse it with pd.to_datetime(..., utc=True)"
+            ) from None
+        bad = col[values.isna() & col.notna()]
+        if len(bad):
+            raise DataError(
+                f"column {name!r} of {argument} is a datetime in the real table but "
+                f"holds {bad.iloc[0]!r}; fix the value or parse it with pd.to_datetime"
+            )
+        if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+            raise DataError(
+                f"column {name!r} of {argument} is a datetime in the real table but holds "
+                f"{values.dtype} values; parse it with pd.to_datetime"
+            )
+    if reference is not None and pd.api.types.is_datetime64_any_dtype(reference.dtype):
+        ref_tz = getattr(reference.dtype, "tz", None)
+        tz = getattr(values.dtype, "tz", None)
+        if (ref_tz is None) != (tz is None):
+            fix = (
+                f"localise it: df[{name!r}].dt.tz_localize({str(ref_tz)!r})"
+                if ref_tz is not None
+                else f"drop the zone as the real table does: df[{name!r}].dt.tz_localize(None)"
+            )
+            raise DataError(
+                f"column {name!r} of {argument} is time-zone {'aware' if tz else 'naive'} but "
+                f"the real table's is {'aware' if ref_tz else 'naive'}; {fix}"
+            )
+    return values
 
 
 def parse_sensitive(sensitive: str | Iterable[str] | None, columns: list[str]) -> list[str]:

@@ -1,7 +1,10 @@
 """The ``synthgen`` command line.
 
-Every command turns ``SynthgenError`` into a one-line red message and exit code 2:
-bad input never shows a traceback.
+Every error, a ``SynthgenError`` from the library or a usage error (an unknown option,
+``-n abc``), is printed as exactly one plain line on stderr and exits with code 2: bad
+input never shows a traceback or a boxed usage message, and a script reading stderr
+line by line gets one line per failure. Every ``--out`` is checked before any work
+starts (its folder must exist: no command creates folders).
 """
 
 from __future__ import annotations
@@ -9,14 +12,60 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from typer import _click
+from typer.core import TyperGroup
 
-from synthgen.errors import SynthgenError
+from synthgen.errors import ConfigError, ModelFileError, SynthgenError
+
+#: ``sample`` generates and writes this many rows at a time (bounded memory).
+SAMPLE_CHUNK_ROWS = 500_000
+#: Rows sampled up front to estimate the size of the output file.
+PROBE_ROWS = 1_000
+
+
+def one_line(message: object) -> str:
+    """The message on a single line (rich would wrap it at 80 columns off a terminal)."""
+    return " ".join(str(message).split())
+
+
+def fail(message: object) -> None:
+    """Print ``error: <message>`` as one line on stderr."""
+    sys.stderr.write(f"error: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
+class OneLineErrors(TyperGroup):
+    """A command group whose usage errors are one line on stderr and exit code 2.
+
+    Typer would draw a multi-line usage box for ``-n abc`` or an unknown option; here
+    click runs in non-standalone mode and its errors are printed by ``fail``. Help
+    requested by ``--help`` or by no arguments goes to stdout as usual.
+    """
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, *a: Any, standalone_mode: bool = True, **kw: Any
+    ) -> Any:
+        try:
+            result = super().main(args, *a, standalone_mode=False, **kw)
+        except _click.exceptions.NoArgsIsHelpError as exc:
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            result = 0
+        except _click.exceptions.ClickException as exc:
+            fail(f"{exc.format_message()} (see --help)")
+            result = 2
+        except typer.Abort:
+            fail("aborted")
+            result = 1
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
     name="synthgen",
@@ -24,8 +73,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
-console = Console(stderr=True)
 out = Console()
 
 
@@ -37,15 +86,28 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except SynthgenError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            fail(exc)
             raise typer.Exit(code=2) from None
 
     return wrapper
 
 
+def _check_rows(flag: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(f"{flag} {value} must be at least {minimum}")
+
+
+def _model_file(path: Path) -> str:
+    """A model path that exists and is a file (load_model says what else is wrong)."""
+    if path.is_dir():
+        raise ModelFileError(f"model file {str(path)!r} is a directory; give a .synth file")
+    if not path.exists():
+        raise ModelFileError(f"model file {str(path)!r} does not exist; check the path")
+    return str(path)
+
+
 def _backend(name: str):
     from synthgen.backends import BACKENDS
-    from synthgen.errors import ConfigError
 
     key = name.lower()
     if key not in BACKENDS:
@@ -57,8 +119,6 @@ def _training_options(
     backend: str, epochs: int | None, steps: int | None, batch_size: int | None, target: str | None
 ) -> dict:
     """Only the options the user gave, checked against what the backend accepts."""
-    from synthgen.errors import ConfigError
-
     params = _backend(backend)._param_names()
     given = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "target": target}
     options = {k: v for k, v in given.items() if v is not None}
@@ -86,6 +146,8 @@ def demo(
     from pipelines.demo import run_demo
     from pipelines.tables import check_writable
 
+    _check_rows("--rows", rows, 0)
+    _check_rows("--epochs", epochs, 1)
     check_writable(out_path)
     run_demo(out_path, epochs=epochs, rows=rows, seed=seed, device=device, console=out)
 
@@ -113,10 +175,14 @@ def fit(
     ),
 ) -> None:
     """Learn a table and save the model (safe format: JSON + tensors, no pickle)."""
-    from pipelines.tables import read_table
+    from pipelines.tables import check_input, read_table
+    from synthgen.paths import check_writable
     from synthgen.schema import Schema
 
+    check_writable(out_path, what="model")  # before training: a failed save loses the model
     frame = read_table(data)
+    if schema_path:
+        check_input(schema_path, "schema file")
     schema = Schema.from_json(str(schema_path)) if schema_path else None
     model = _backend(backend)(
         **_training_options(backend, epochs, steps, batch_size, target), seed=seed, device=device
@@ -139,16 +205,39 @@ def sample(
     seed: int = typer.Option(0, help="Sampling seed (same seed, same rows)."),
     device: str | None = typer.Option(None, help="Override the device the model runs on."),
 ) -> None:
-    """Generate rows from a saved model."""
-    from pipelines.tables import check_writable, write_table
-    from synthgen.io import load_model
+    """Generate rows from a saved model.
 
+    More than 500,000 rows are generated and written in chunks (each chunk's seed is
+    spawned from --seed, so the same seed still gives the same rows); the output size
+    is estimated first and refused when it exceeds the free space of the folder.
+    """
+    from pipelines.tables import check_free_space, check_writable, estimate_bytes, write_chunks
+    from synthgen import load_model
+
+    _check_rows("-n", n, 0)
     check_writable(out_path)
-    model = load_model(str(model_path), device=device)
+    model = load_model(_model_file(model_path), device=device)
     start = time.perf_counter()
-    frame = model.sample(n, seed=seed)
-    write_table(frame, out_path)
-    out.print(f"sampled {len(frame):,} rows in {time.perf_counter() - start:.1f}s -> {out_path}")
+    probe = model.sample(min(n, PROBE_ROWS), seed=seed)
+    check_free_space(out_path, estimate_bytes(probe, n, out_path), n)
+    written = write_chunks(_sample_chunks(model, n, seed, probe), out_path)
+    out.print(f"sampled {n:,} rows in {time.perf_counter() - start:.1f}s -> {written}")
+
+
+def _sample_chunks(model: Any, n: int, seed: int, probe: Any) -> Iterator[Any]:
+    """``n`` rows as a stream of frames: one ``sample(n, seed)`` call when it is small
+    (identical to the library's output), else chunks with seeds spawned from ``seed``."""
+    import numpy as np
+
+    if n <= PROBE_ROWS:
+        yield probe
+        return
+    if n <= SAMPLE_CHUNK_ROWS:
+        yield model.sample(n, seed=seed)
+        return
+    for i, first in enumerate(range(0, n, SAMPLE_CHUNK_ROWS)):
+        chunk_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        yield model.sample(min(SAMPLE_CHUNK_ROWS, n - first), seed=chunk_seed)
 
 
 @app.command()
@@ -168,15 +257,14 @@ def augment(
 ) -> None:
     """Add conditionally sampled rows of under-represented classes to a table."""
     from pipelines.tables import check_writable, read_table, write_table
+    from synthgen import load_model
     from synthgen.augment import augment as augment_frame
-    from synthgen.errors import ConfigError
-    from synthgen.io import load_model
 
     if balance == (counts is not None):
         raise ConfigError("give exactly one of --balance or --counts")
     check_writable(out_path)
     frame = read_table(data)
-    model = load_model(str(model_path))
+    model = load_model(_model_file(model_path))
     strategy: str | dict[Any, int] = "balance"
     if counts is not None:
         strategy = _parse_counts(counts, frame.get(target))
@@ -197,7 +285,6 @@ def augment(
 
 def _parse_counts(text: str, column: Any) -> dict[Any, int]:
     """Parse 'a=1,b=2'; labels take the type of the column's values (e.g. ints)."""
-    from synthgen.errors import ConfigError
 
     parsed: dict[Any, int] = {}
     labels = {str(v): v for v in column.dropna().unique()} if column is not None else {}

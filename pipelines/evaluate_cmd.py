@@ -12,15 +12,14 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from pipelines.tables import check_input
 from synthgen.errors import DataError, SynthgenError
+from synthgen.paths import check_writable
 
 
 def read_table(path: Path, argument: str, na_values: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every failure into a DataError naming the file."""
-    if not path.exists():
-        raise DataError(f"{argument} file {str(path)!r} does not exist; check the path")
-    if not path.is_file():
-        raise DataError(f"{argument} path {str(path)!r} is not a file")
+    check_input(path, f"{argument} file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -67,8 +66,7 @@ def register(app: typer.Typer) -> None:
             suffix = out.suffix.lower()
             if suffix not in (".html", ".htm", ".json"):
                 raise DataError(f"--out {str(out)!r} must end in .html or .json")
-            if not out.parent.exists():
-                raise DataError(f"--out directory {str(out.parent)!r} does not exist")
+            check_writable(out, what="report", error=DataError)
             nas = [s for s in na_values.split(",")] if na_values else None
             real_df = read_table(real, "--real", nas)
             syn_df = read_table(synthetic, "--synthetic", nas)
@@ -88,7 +86,7 @@ def register(app: typer.Typer) -> None:
             else:
                 report.to_html(out)
         except SynthgenError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line
             raise typer.Exit(code=2) from None
         shown = (
             "fidelity.overall",

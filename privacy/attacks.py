@@ -30,24 +30,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthgen.errors import DataError
-from synthgen.schema import Schema
+from synthgen.core.errors import DataError
+from synthgen.core.kinds import SchemaLike
+from synthgen.core.values import category_keys as _keys
+from synthgen.core.values import numeric_values as _as_float
 
 _CHUNK_ELEMENTS = 1 << 24  # ~64 MB of float32 per distance block
-
-
-def _as_float(series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        out = series.to_numpy(dtype="datetime64[ns]").view("int64").astype("float64")
-        out[series.isna().to_numpy()] = np.nan
-        return out
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype="float64")
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _keys(series: pd.Series) -> pd.Series:
-    return series.astype(object).where(series.notna(), None)
 
 
 @dataclass
@@ -66,7 +54,7 @@ class _Prepared:
 
 
 def _prepare(
-    query: pd.DataFrame, reference: pd.DataFrame, schema: Schema, dtype: torch.dtype
+    query: pd.DataFrame, reference: pd.DataFrame, schema: SchemaLike, dtype: torch.dtype
 ) -> _Prepared:
     clean_q, clean_r, null_q, null_r, cat_q, cat_r = [], [], [], [], [], []
     n_columns = 0
@@ -184,7 +172,7 @@ def _device(device: str | torch.device | None) -> torch.device:
 def nearest_distances(
     query: pd.DataFrame,
     reference: pd.DataFrame,
-    schema: Schema,
+    schema: SchemaLike,
     k: int = 1,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
@@ -252,24 +240,67 @@ class DCRResult:
     score: float  # min(2 * (1 - closer_to_training), 1): 1 = no sign of overfitting
     dcr_training: np.ndarray
     dcr_holdout: np.ndarray
+    n_training: int = 0  # rows of the training table given
+    n_holdout: int = 0  # rows of the holdout table given
+    n_used: int | None = None  # rows of each reference table measured to (None: as given)
+
+
+def balanced_references(
+    train: pd.DataFrame, holdout: pd.DataFrame, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two reference tables cut to the same number of rows (seeded, order kept).
+
+    "Closer to a training row than to any holdout row" is a coin flip for an honest
+    generator only when both tables are equally large: with 26,000 training rows and
+    6,561 holdout rows a row drawn from the real distribution is closer to the larger
+    table about 80% of the time. The larger table is therefore subsampled, without
+    replacement, to the smaller one's size; equal-size tables are returned as given.
+    """
+    n = min(len(train), len(holdout))
+    rng = np.random.default_rng(seed)
+
+    def cut(df: pd.DataFrame) -> pd.DataFrame:
+        if len(df) == n:
+            return df
+        return df.iloc[np.sort(rng.choice(len(df), n, replace=False))]
+
+    return cut(train), cut(holdout)
 
 
 def dcr_overfitting(
-    train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, schema: Schema
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: SchemaLike,
+    seed: int = 0,
+    balance: bool = True,
 ) -> DCRResult:
     """Share of synthetic rows strictly closer to a training row than to any holdout row.
 
-    0.5 is ideal when training and holdout are equally large; near 1 means the generator
-    copies its training rows. Each reference table scales numbers by its own range, as
+    With ``balance`` (the default) the larger of ``train`` / ``holdout`` is first
+    subsampled to the smaller one's size (``balanced_references``, seeded by ``seed``),
+    so that 0.5 is the ideal whatever the split; near 1 means the generator copies its
+    training rows. ``balance=False`` measures against the tables as given, which is
+    SDMetrics' definition and only meaningful for equal sizes (equal sizes give the
+    same answer either way). Each reference table scales numbers by its own range, as
     SDMetrics does.
     """
-    d_train = nearest_distances(synthetic, train, schema)[:, 0]
-    d_hold = nearest_distances(synthetic, holdout, schema)[:, 0]
+    ref_train, ref_hold = balanced_references(train, holdout, seed) if balance else (train, holdout)
+    d_train = nearest_distances(synthetic, ref_train, schema)[:, 0]
+    d_hold = nearest_distances(synthetic, ref_hold, schema)[:, 0]
     closer = float(np.mean(d_train < d_hold))
-    return DCRResult(closer, min((1.0 - closer) * 2.0, 1.0), d_train, d_hold)
+    return DCRResult(
+        closer,
+        min((1.0 - closer) * 2.0, 1.0),
+        d_train,
+        d_hold,
+        n_training=len(train),
+        n_holdout=len(holdout),
+        n_used=len(ref_train) if balance else None,
+    )
 
 
-def nndr(synthetic: pd.DataFrame, train: pd.DataFrame, schema: Schema) -> np.ndarray:
+def nndr(synthetic: pd.DataFrame, train: pd.DataFrame, schema: SchemaLike) -> np.ndarray:
     """Nearest-neighbour distance ratio d1/d2 of each synthetic row to the training rows.
 
     Low ratios mean a synthetic row sits next to one training record and far from the
@@ -283,7 +314,7 @@ def nndr(synthetic: pd.DataFrame, train: pd.DataFrame, schema: Schema) -> np.nda
     return ratio
 
 
-def exact_copy_rate(synthetic: pd.DataFrame, train: pd.DataFrame, schema: Schema) -> float:
+def exact_copy_rate(synthetic: pd.DataFrame, train: pd.DataFrame, schema: SchemaLike) -> float:
     """Share of synthetic rows identical (every non-id column, nulls equal) to a training row."""
     cols = [s.name for s in schema if s.kind != "id"]
     both = pd.concat([train[cols], synthetic[cols]], ignore_index=True)
@@ -296,7 +327,7 @@ def membership_inference_auc(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     synthetic: pd.DataFrame,
-    schema: Schema,
+    schema: SchemaLike,
     max_rows: int | None = 5000,
     seed: int = 0,
 ) -> float:

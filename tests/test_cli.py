@@ -40,7 +40,8 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert result.exit_code == 2
     assert "unsupported file type" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["sample", str(bad), "-n", "5"])
-    assert result.exit_code == 2 and "not a synthgen model" in result.output
+    assert result.exit_code == 2 and "data.xlsx" in result.stderr and "model" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
     csv = tmp_path / "d.csv"
     pd.DataFrame({"a": [1.0, 2.0]}).to_csv(csv, index=False)
     result = runner.invoke(app, ["fit", str(csv), "--backend", "gpt", "--out", str(tmp_path / "m")])

@@ -11,6 +11,7 @@ import torch
 
 from evaluation.fidelity import sdv_metadata
 from privacy.attacks import (
+    balanced_references,
     dcr_overfitting,
     exact_copy_rate,
     knn_euclidean,
@@ -106,3 +107,59 @@ def test_knn_euclidean_matches_brute_force():
     full_b = np.sqrt(((b[:, None, :] - b[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(full_b, np.inf)
     np.testing.assert_allclose(d_self[:, 0], full_b.min(1), atol=1e-4)
+
+
+def gaussian_mixture(n: int, seed: int) -> pd.DataFrame:
+    """Three Gaussian clusters in two numbers plus the cluster label (no distance ties)."""
+    rng = np.random.default_rng(seed)
+    comp = rng.integers(0, 3, n)
+    centres = np.array([[0.0, 0.0], [4.0, -2.0], [-3.0, 3.0]])
+    x = centres[comp] + rng.normal(size=(n, 2))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "group": np.array(["p", "q", "r"])[comp]})
+
+
+@pytest.mark.parametrize(("n_train", "n_holdout"), [(2000, 300), (300, 2000)])
+def test_real_rows_as_synthetic_score_half_whatever_the_split(n_train, n_holdout):
+    # With 300 reference rows the share itself varies by about 0.04 (one sd) from one
+    # draw of the data to the next, so the data are a fixed draw; the unbalanced share
+    # is 0.9 / 0.1 on every draw.
+    pool = gaussian_mixture(2300 + 1000, seed=7)
+    schema = Schema.infer(pool)
+    train, hold = pool.iloc[:n_train], pool.iloc[n_train : n_train + n_holdout]
+    fresh = pool.iloc[2300:]  # neither training nor holdout rows, same distribution
+    fair = dcr_overfitting(train, fresh, hold, schema)
+    assert abs(fair.closer_to_training - 0.5) < 0.06
+    assert (fair.n_training, fair.n_holdout, fair.n_used) == (n_train, n_holdout, 300)
+    # measured against the tables as given, the larger one wins most rows
+    unbalanced = dcr_overfitting(train, fresh, hold, schema, balance=False)
+    assert abs(unbalanced.closer_to_training - 0.5) > 0.3
+    assert unbalanced.n_used is None
+
+
+def test_balanced_references_are_seeded_and_equal_sizes_are_untouched():
+    pool = gaussian_mixture(900, seed=1)
+    big, small = pool.iloc[:600], pool.iloc[600:]
+    a1, b1 = balanced_references(big, small, seed=4)
+    a2, _ = balanced_references(big, small, seed=4)
+    a3, _ = balanced_references(big, small, seed=5)
+    assert len(a1) == len(b1) == 300 and b1 is small
+    assert a1.index.equals(a2.index) and not a1.index.equals(a3.index)
+    assert a1.index.is_monotonic_increasing and a1.index.isin(big.index).all()
+    same, other = balanced_references(small, small.copy())
+    assert same is small and len(other) == len(small)
+
+
+def test_evaluate_reports_the_reference_sizes_and_a_fair_share(tmp_path):
+    from evaluation import evaluate
+
+    pool = gaussian_mixture(3300, seed=7)
+    report = evaluate(
+        pool.iloc[:2000], pool.iloc[2300:], holdout=pool.iloc[2000:2300], metrics=["privacy"]
+    )
+    assert abs(report.scores["privacy.dcr_share"] - 0.5) < 0.06
+    sizes = report.details["privacy.dcr_reference"].set_index("table")
+    assert sizes.loc["training"].tolist() == [2000, 300]
+    assert sizes.loc["holdout"].tolist() == [300, 300]
+    assert sizes.loc["synthetic"].tolist() == [1000, 1000]
+    page = report.to_html(tmp_path / "r.html")
+    assert 'id="privacy-dcr-reference"' in page and "<td>2000</td>" in page
