@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthgen.errors import DataError
-from synthgen.paths import check_writable
+from synthgen.paths import atomic_path, check_writable
 
 FORMAT = "synthgen.evaluation"
 VERSION = 1
@@ -44,16 +43,8 @@ def _json_safe(value: Any) -> Any:
 
 def _write_text(path: str | Path, text: str) -> None:
     """Write through a temporary file renamed into place: never a half-written report."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path, "report") as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise DataError(f"cannot write report to {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -15,13 +15,13 @@ import gzip
 import io
 import os
 import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from synthgen.errors import DataError
+from synthgen.paths import atomic_path
 from synthgen.paths import check_writable as _check_path
 
 READABLE = (".csv", ".csv.gz", ".parquet", ".pq")
@@ -112,21 +112,6 @@ def check_free_space(path: str | os.PathLike, n_bytes: int, n_rows: int) -> None
         )
 
 
-@contextmanager
-def _atomic(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to ``path``, renamed onto it on success, removed on failure."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise DataError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` as CSV or Parquet (by extension) atomically; returns the path."""
     return write_chunks([df], path)
@@ -141,7 +126,7 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | os.PathLike) -> Pat
     """
     check_writable(path)
     suffix = _suffix(path)
-    with _atomic(path) as tmp:
+    with atomic_path(path, "table") as tmp:
         if suffix in (".parquet", ".pq"):
             _parquet_chunks(chunks, tmp)
         else:

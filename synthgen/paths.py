@@ -9,10 +9,32 @@ the rule and its messages live in one place.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from synthgen.errors import DataError, ModelFileError, SynthgenError
 
-__all__ = ["check_writable"]
+__all__ = ["atomic_path", "check_writable"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "file") -> Iterator[Path]:
+    """A temporary path next to ``path``, renamed onto it on success, removed on failure.
+
+    A reader never sees a half-written file and a failed write leaves the old file (or
+    nothing) in place. An ``OSError`` becomes a ``DataError`` naming ``what`` and the path.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise DataError(f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def check_writable(
