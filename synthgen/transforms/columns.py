@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 import pandas as pd
 
+from synthgen.core.values import category_codes, datetime_to_float
 from synthgen.errors import DataError
-from synthgen.schema import ColumnSpec
+from synthgen.schema import ColumnSpec, is_timedelta_dtype, numeric_values
 from synthgen.transforms.numerical import (
     ModeNormalizerState,
     decode_modes,
@@ -117,10 +118,9 @@ class NumericalEncoder:
             as_dt = pd.to_datetime(series, errors="coerce")
             if getattr(as_dt.dt, "tz", None) is not None:
                 as_dt = as_dt.dt.tz_convert("UTC").dt.tz_localize(None)
-            ns = as_dt.to_numpy(dtype="datetime64[ns]").astype("int64").astype(np.float64)
-            ns[as_dt.isna().to_numpy()] = np.nan
-            return ns / _NS_PER_SECOND
-        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            return datetime_to_float(as_dt, unit="s")
+        # durations (timedelta64 columns) become seconds, as their schema bounds are
+        return numeric_values(series).to_numpy(dtype=np.float64, na_value=np.nan)
 
     def fit(self, series: pd.Series, max_components: int, max_fit_rows: int, seed: int) -> None:
         present = self.fit_present(series)
@@ -141,9 +141,10 @@ class NumericalEncoder:
         """Datetimes: remember the coarsest unit every value is a multiple of.
 
         Decoded datetimes are rounded to it, so a date column stays a date column.
-        ``present`` holds the non-null values in seconds; other kinds are left at 1 ns.
+        ``present`` holds the non-null values in seconds; durations (timedelta columns)
+        are treated alike; other kinds are left at 1 ns.
         """
-        if self.spec.kind != "datetime":
+        if self.spec.kind != "datetime" and not is_timedelta_dtype(self.spec.dtype):
             return
         ns = (present * _NS_PER_SECOND).astype(np.int64)
         for unit in _DATETIME_UNITS_NS:
@@ -185,42 +186,76 @@ class NumericalEncoder:
         assert self.state is not None
         k = self.state.n_modes
         modes = block[:, 1 : 1 + k].argmax(axis=1)
-        values = decode_modes(self.state, block[:, 0], modes)
+        # a diverged generator's NaN / inf must not become a null (or an overflow)
+        alpha = np.nan_to_num(block[:, 0].astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
+        values = decode_modes(self.state, alpha, modes)
         if self.spec.nullable:
             values[block[:, 1 + k + 1] > block[:, 1 + k]] = np.nan
         return self.restore(values)
 
     def restore(self, values: np.ndarray) -> pd.Series:
-        """Numbers (seconds for datetimes, NaN for null) -> the column's own values.
+        """Numbers (seconds for datetimes and durations, NaN for null) -> the column's values.
 
-        Clips to the schema bounds, rounds integers / fixed decimals / datetime
-        resolution, and restores the training dtype.
+        Rounds integers / fixed decimals / the datetime resolution, *then* clips to the
+        schema bounds (rounding after clipping put values just outside them), and
+        restores the training dtype.
         """
         spec = self.spec
         values = np.asarray(values, dtype=np.float64).copy()
         missing = np.isnan(values)
         if spec.kind == "datetime":
-            low = pd.Timestamp(spec.min).value / _NS_PER_SECOND if spec.min else None
-            high = pd.Timestamp(spec.max).value / _NS_PER_SECOND if spec.max else None
-            if low is not None and high is not None:
-                values = np.clip(values, low, high)
-            ns = np.round(np.nan_to_num(values) * _NS_PER_SECOND / self.resolution_ns)
-            out = pd.Series(
-                pd.to_datetime((ns * self.resolution_ns).astype(np.int64), unit="ns"),
-                name=spec.name,
-            )
-            out[missing] = pd.NaT
-            if "," in spec.dtype:
-                tz = spec.dtype.split(",", 1)[1].rstrip("]").strip()
-                out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
-            return out
-        if spec.min is not None and spec.max is not None:
-            values = np.clip(values, spec.min, spec.max)
+            return self._restore_datetime(values, missing)
+        if is_timedelta_dtype(spec.dtype):
+            return self._restore_timedelta(values, missing)
         if spec.integer or spec.decimals == 0:
             values = np.round(values)
         elif spec.decimals is not None:
             values = np.round(values, spec.decimals)
+        if spec.min is not None or spec.max is not None:
+            values = np.clip(values, spec.min, spec.max)
         return _restore_dtype(pd.Series(values, name=spec.name), spec.dtype)
+
+    def _grid_ns(self, values: np.ndarray, low: int | None, high: int | None) -> np.ndarray:
+        """Seconds -> int64 nanoseconds on the column's resolution, within [low, high].
+
+        Works in integers after a first clip in floats, so that neither a wild generated
+        value (int64 overflow) nor float rounding (256 ns steps near 2020) leaves the
+        bounds; the bounds are moved inwards onto the resolution grid.
+        """
+        unit = max(1, int(self.resolution_ns))
+        limit = float(np.iinfo(np.int64).max) / _NS_PER_SECOND / 2
+        seconds = np.clip(np.nan_to_num(values), -limit, limit)
+        if low is not None and high is not None:
+            seconds = np.clip(seconds, low / _NS_PER_SECOND, high / _NS_PER_SECOND)
+        ns = np.round(seconds * (_NS_PER_SECOND / unit)).astype(np.int64) * unit
+        if low is not None:
+            ns = np.maximum(ns, -(-low // unit) * unit if low % unit else low)
+        if high is not None:
+            ns = np.minimum(ns, (high // unit) * unit)
+        if low is not None and high is not None and low > (high // unit) * unit:
+            ns[:] = low  # no grid point inside the bounds: keep the bound itself
+        return ns
+
+    def _restore_datetime(self, values: np.ndarray, missing: np.ndarray) -> pd.Series:
+        spec = self.spec
+        low = _timestamp_ns(spec.min)
+        high = _timestamp_ns(spec.max)
+        ns = self._grid_ns(values, low, high)
+        out = pd.Series(pd.to_datetime(ns, unit="ns"), name=spec.name)
+        out[missing] = pd.NaT
+        if "," in spec.dtype:
+            tz = spec.dtype.split(",", 1)[1].rstrip("]").strip()
+            out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
+        return _restore_dtype(out, spec.dtype)
+
+    def _restore_timedelta(self, values: np.ndarray, missing: np.ndarray) -> pd.Series:
+        spec = self.spec
+        low = None if spec.min is None else int(round(float(spec.min) * _NS_PER_SECOND))
+        high = None if spec.max is None else int(round(float(spec.max) * _NS_PER_SECOND))
+        ns = self._grid_ns(values, low, high)
+        out = pd.Series(pd.to_timedelta(ns, unit="ns"), name=spec.name)
+        out[missing] = pd.NaT
+        return _restore_dtype(out, spec.dtype)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.state is not None
@@ -243,6 +278,16 @@ class NumericalEncoder:
             # files written before point masses existed have none
             np.asarray(arrays.get("points", np.zeros(0)), dtype=np.float64) > 0.5,
         )
+
+
+def _timestamp_ns(bound: Any) -> int | None:
+    """A datetime bound of the schema (ISO text) as int64 UTC nanoseconds, or None."""
+    if not bound:
+        return None
+    stamp = pd.Timestamp(bound)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.as_unit("ns").value)
 
 
 def _restore_dtype(series: pd.Series, dtype: str) -> pd.Series:
@@ -269,6 +314,11 @@ class CategoricalEncoder:
         if self.spec.categories is None:
             values = pd.unique(series.dropna())
             self.categories = sorted(values.tolist(), key=lambda v: (str(type(v)), v))
+        elif self.spec.dtype == "category":
+            # a category dtype declares categories that may never occur: they keep the
+            # decoded dtype equal to the training one, but get no one-hot slot to learn
+            seen = set(pd.unique(series.dropna()).tolist())
+            self.categories = [c for c in self.spec.categories if c in seen]
 
     @property
     def has_null_slot(self) -> bool:
@@ -279,8 +329,7 @@ class CategoricalEncoder:
 
     def codes(self, series: pd.Series) -> np.ndarray:
         """Category index of each value (nulls get the null slot); unseen values raise."""
-        values = series.astype(object) if isinstance(series.dtype, pd.CategoricalDtype) else series
-        codes = pd.Categorical(values, categories=self.categories).codes.astype(np.int64)
+        codes = category_codes(series, self.categories)
         missing = series.isna().to_numpy()
         unseen = (codes < 0) & ~missing
         if unseen.any():
@@ -309,9 +358,8 @@ class CategoricalEncoder:
         values = lookup[np.where(codes >= len(self.categories), len(self.categories), codes)]
         dtype = self.spec.dtype
         if dtype == "category":
-            return pd.Series(
-                pd.Categorical(values, categories=self.categories), name=self.spec.name
-            )
+            declared = self.categories if self.spec.categories is None else self.spec.categories
+            return pd.Series(pd.Categorical(values, categories=declared), name=self.spec.name)
         series = pd.Series(values, name=self.spec.name)
         if dtype != "object":
             series = _restore_dtype(series, dtype)
@@ -386,7 +434,9 @@ class IdEncoder:
                 self.spec.dtype
             )
         width = max(6, len(str(n)))
-        return pd.Series([f"sg_{i:0{width}d}" for i in range(n)], name=self.spec.name, dtype=object)
+        minted = pd.Series([f"sg_{i:0{width}d}" for i in range(n)], name=self.spec.name)
+        minted = minted.astype(object)
+        return minted if self.spec.dtype == "object" else _restore_dtype(minted, self.spec.dtype)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {}, {}

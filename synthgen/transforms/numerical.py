@@ -31,6 +31,8 @@ MIN_COMPONENT_WEIGHT = 0.005
 ALPHA_SCALE = 4.0
 #: A value repeated in at least this share of the rows becomes an exact point-mass mode.
 POINT_MASS_SHARE = 0.05
+#: Spreads outside this range are standardised before the mixture fit (see _fit_mixture).
+STANDARDISE_OUTSIDE = (1e-2, 1e100)
 
 
 @dataclass
@@ -72,8 +74,7 @@ def fit_mode_normalizer(
     if len(values) > max_fit_rows:
         values = rng.choice(values, size=max_fit_rows, replace=False)
     unique, counts = np.unique(values, return_counts=True)
-    spread = float(values.std()) if len(values) else 0.0
-    floor = 1e-3 * max(spread, 1e-3 * max(1.0, float(np.abs(values).max(initial=0.0))))
+    floor = _std_floor(values)
     if len(unique) <= 1:
         mean = float(unique[0]) if len(unique) else 0.0
         return ModeNormalizerState(np.array([mean]), np.array([max(floor, 1e-6)]), np.array([1.0]))
@@ -104,16 +105,54 @@ def fit_mode_normalizer(
     )
 
 
+def _std_floor(values: np.ndarray) -> float:
+    """The smallest standard deviation a mode may have: a thousandth of the column's spread.
+
+    Relative to the column's own scale, so that a column of values around 1e-10 is not
+    given modes a million times wider than itself (an absolute floor of 1e-6 did that,
+    and every generated value landed on a bound); 1e-300 guards a constant column.
+    """
+    if not len(values):
+        return 1e-6
+    spread = float(np.std(values))
+    if not np.isfinite(spread):  # magnitudes near the float64 limit: squares overflow
+        spread = float(np.std(values / np.abs(values).max())) * float(np.abs(values).max())
+    if spread > 0:
+        return 1e-3 * spread
+    return max(1e-3 * float(np.abs(values).max()), 1e-300)
+
+
+def _standardiser(values: np.ndarray) -> tuple[float, float]:
+    """``(center, scale)`` to fit the mixture on; ``(0, 1)`` for ordinary scales."""
+    low, high = STANDARDISE_OUTSIDE
+    with np.errstate(over="ignore", invalid="ignore"):
+        center = float(np.mean(values))
+        scale = float(np.std(values - center))
+    if not np.isfinite(center) or not np.isfinite(scale):  # near the float64 limit
+        return 0.0, float(np.abs(values).max())
+    if scale > 0 and (scale < low or scale > high):
+        return center, scale
+    return 0.0, 1.0
+
+
 def _fit_mixture(
     values: np.ndarray, max_components: int, seed: int, floor: float
 ) -> ModeNormalizerState:
-    """The variational Gaussian mixture of ``values`` (no point masses among them)."""
+    """The variational Gaussian mixture of ``values`` (no point masses among them).
+
+    Columns of extreme scale are fitted standardised and scaled back: scikit-learn adds
+    ``reg_covar`` (1e-6) to every variance, which swamps a column whose spread is 1e-10,
+    and squares overflow near 1e154. Columns between (``STANDARDISE_OUTSIDE``) are fitted
+    as they are, which keeps the fits of existing data sets (Adult ...) unchanged: the
+    mixture priors are not exactly scale-free.
+    """
     unique = np.unique(values)
     if len(unique) <= 1:
         return ModeNormalizerState(
             np.array([float(unique[0])]), np.array([max(floor, 1e-6)]), np.array([1.0])
         )
     n_components = int(min(max_components, len(unique)))
+    center, scale = _standardiser(values)
     mixture = BayesianGaussianMixture(
         n_components=n_components,
         weight_concentration_prior_type="dirichlet_process",
@@ -124,13 +163,13 @@ def _fit_mixture(
     )
     # catch_warnings is not thread-safe (fits run in threads): filter by category instead
     warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
-    mixture.fit(values.reshape(-1, 1))
+    mixture.fit(((values - center) / scale).reshape(-1, 1))
     weights = mixture.weights_
     keep = weights > MIN_COMPONENT_WEIGHT
     if not keep.any():
         keep = weights == weights.max()
-    means = mixture.means_.reshape(-1)[keep]
-    stds = np.sqrt(mixture.covariances_.reshape(-1)[keep])
+    means = mixture.means_.reshape(-1)[keep] * scale + center
+    stds = np.sqrt(mixture.covariances_.reshape(-1)[keep]) * scale
     stds = np.maximum(stds, floor)
     order = np.argsort(means)
     weights = weights[keep][order]

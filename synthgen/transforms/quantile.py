@@ -180,7 +180,8 @@ class QuantileEncoder(NumericalEncoder):
 
     def decode(self, block: np.ndarray) -> pd.Series:
         assert self.quantiles is not None
-        values = from_normal(block[:, 0], self.quantiles)
+        # a diverged generator's NaN must not become a null: it decodes to the median score
+        values = from_normal(np.nan_to_num(block[:, 0].astype(np.float64)), self.quantiles)
         if self.spec.nullable:
             values[block[:, 2] > block[:, 1]] = np.nan
         return self.restore(values)

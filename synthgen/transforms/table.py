@@ -75,6 +75,7 @@ class TableTransformer:
     def fit(self, df: pd.DataFrame, schema: Schema | None = None) -> TableTransformer:
         schema = Schema.infer(df) if schema is None else schema
         schema.validate(df)
+        schema.check_learnable()
         self.schema_ = schema
         self.encoders_: dict[str, ColumnEncoder] = {
             spec.name: self._encoder_for(spec, df[spec.name]) for spec in schema

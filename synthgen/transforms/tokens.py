@@ -91,6 +91,7 @@ class TokenTransformer:
     def fit(self, df: pd.DataFrame, schema: Schema | None = None) -> TokenTransformer:
         schema = Schema.infer(df) if schema is None else schema
         schema.validate(df)
+        schema.check_learnable()
         self.schema_ = schema
         self.numbers_ = {}  # column -> NumericalEncoder (number conversion, restore)
         columns: list[ColumnTokens] = []
@@ -128,8 +129,7 @@ class TokenTransformer:
         encoder = NumericalEncoder(spec)
         numbers = encoder.to_numbers(series)
         self.numbers_[spec.name] = encoder
-        if spec.kind == "datetime":
-            encoder.fit(series, max_components=1, max_fit_rows=100, seed=self.seed)
+        encoder.fit_present(series)  # learns the datetime / duration resolution
         present = numbers[~np.isnan(numbers)]
         unique = np.unique(present)
         if len(unique) <= self.max_exact_values:
