@@ -27,8 +27,10 @@ import json, sys, torch
 torch.set_num_threads(int(sys.argv[3]))
 import synthgen as sg
 df = sg.datasets.load("adult")
-backend = {"tvae": sg.TVAE, "ctgan": sg.CTGAN}[sys.argv[1]]
-model = backend(epochs=int(sys.argv[2]), batch_size=500, seed=0, progress=False).fit(df)
+name = sys.argv[1]
+options = {"tabddpm": {"steps": None, "batch_size": 4096}}.get(name, {"batch_size": 500})
+backend = {"tvae": sg.TVAE, "ctgan": sg.CTGAN, "tabddpm": sg.TabDDPM}[name]
+model = backend(epochs=int(sys.argv[2]), seed=0, progress=False, **options).fit(df)
 epochs = model.training_log.epochs
 print(json.dumps({"file": sg.__file__, "seconds": [e["seconds"] for e in epochs],
                   "last": {k: v for k, v in epochs[-1].items() if k != "seconds"}}))

@@ -78,7 +78,7 @@ def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
     assert set(by_backend) == {"tvae", "sdv:gaussiancopula"}
     for name, r in by_backend.items():
         assert r["status"] == "ok", r.get("error")
-        assert 0 < r["preprocessing_s"] < r["fit_s"], name
+        assert 0 <= r["preprocessing_s"] <= r["fit_s"], name  # a part of the fit
         assert r["fit_cpu_s"] > 0
         assert r["sampling_rows_per_s"] > 0
         assert 50 < r["peak_rss_mb"] < 64_000
