@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from synthgen.errors import ConfigError, DataError, SchemaError
-from synthgen.schema import Schema
+from synthgen.schema import Schema, refuse_infinite
 
 SECTIONS = ("fidelity", "detection", "alpha_precision", "utility", "fid", "bias", "privacy")
 
@@ -90,14 +90,7 @@ def _numbers(col: pd.Series, name: str, argument: str) -> pd.Series:
         values = pd.Series(
             values.to_numpy(dtype=numpy_dtype, na_value=np.nan), index=col.index, name=col.name
         )
-    floats = values.to_numpy(dtype="float64", na_value=np.nan)
-    n_inf = int(np.isinf(floats).sum())
-    if n_inf:
-        raise DataError(
-            f"column {name!r} of {argument} holds {n_inf} infinite value(s) (e.g. "
-            f"{floats[np.isinf(floats)][0]}); replace them with NaN "
-            "(df[col].replace([np.inf, -np.inf], np.nan)) or drop those rows"
-        )
+    refuse_infinite(values.to_numpy(dtype="float64", na_value=np.nan), name, argument)
     return values
 
 

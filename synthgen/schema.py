@@ -340,11 +340,16 @@ def _decimals(values: np.ndarray) -> int | None:
 
 
 def _check_finite(name: str, series: pd.Series) -> None:
-    values = numeric_values(series).to_numpy(dtype="float64", na_value=np.nan)
+    refuse_infinite(numeric_values(series).to_numpy(dtype="float64", na_value=np.nan), name)
+
+
+def refuse_infinite(values: np.ndarray, name: str, where: str = "") -> None:
+    """``DataError`` naming column ``name`` (of ``where``) when ``values`` hold +-inf."""
     n_inf = int(np.isinf(values).sum())
     if n_inf:
+        of = f" of {where}" if where else ""
         raise DataError(
-            f"column {name!r} holds {n_inf} infinite value(s) "
+            f"column {name!r}{of} holds {n_inf} infinite value(s) "
             f"(e.g. {values[np.isinf(values)][0]}); "
             "replace them with NaN (df[col].replace([np.inf, -np.inf], np.nan)) or drop those rows"
         )

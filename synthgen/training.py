@@ -48,21 +48,16 @@ def native_bfloat16_cpu() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def check_precision(precision: str) -> None:
-    """Refuse a ``precision`` argument that is not one of ``PRECISIONS``."""
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"precision={precision!r} is not supported; use one of {', '.join(PRECISIONS)}"
-        )
-
-
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The dtype of a backend's matrix products for the user's ``precision`` argument.
 
     ``"auto"`` picks bfloat16 products (float32 everything else) on CPUs with native
     bfloat16 arithmetic, where they run about twice as fast, and float32 elsewhere.
     """
-    check_precision(precision)
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision={precision!r} is not supported; use one of {', '.join(PRECISIONS)}"
+        )
     if precision == "auto":
         use_bf16 = device.type == "cpu" and native_bfloat16_cpu()
         return torch.bfloat16 if use_bf16 else torch.float32

@@ -137,20 +137,13 @@ class _Checker:
         return float(value)
 
     def timestamp(self, value: Any, what: str) -> pd.Timestamp:
-        if _is_number(value) or isinstance(value, bool):
-            raise ConditionError(
-                f"condition {self.name!r}: {what} {value!r} is not a datetime; give a date "
-                "string such as '2020-01-31' or a pd.Timestamp"
-            )
-        try:
-            stamp = pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ConditionError(
-                f"condition {self.name!r}: {what} {value!r} does not parse as a datetime "
-                f"({exc}); give a date string such as '2020-01-31' or a pd.Timestamp"
-            ) from None
-        if pd.isna(stamp):
-            raise ConditionError(f"condition {self.name!r}: {what} {value!r} is not a datetime")
+        stamp = self._parsed(
+            value,
+            what,
+            pd.Timestamp,
+            "datetime",
+            "a date string such as '2020-01-31' or a pd.Timestamp",
+        )
         tz = _column_tz(self.spec.dtype)
         if tz is not None and stamp.tzinfo is None:
             return stamp.tz_localize(tz)  # naive values are read in the column's zone
@@ -162,21 +155,30 @@ class _Checker:
         return stamp
 
     def duration(self, value: Any, what: str) -> pd.Timedelta:
+        return self._parsed(
+            value, what, pd.Timedelta, "duration", "a string such as '2h' or a pd.Timedelta"
+        )
+
+    def _parsed(self, value: Any, what: str, parse: Any, noun: str, example: str) -> Any:
+        """``parse(value)``, or a ConditionError naming the column, the value and ``example``.
+
+        Numbers are refused rather than read as epoch nanoseconds: a bare number on a
+        datetime or duration column is almost always a mistake.
+        """
         if _is_number(value) or isinstance(value, bool):
             raise ConditionError(
-                f"condition {self.name!r}: {what} {value!r} is not a duration; the column "
-                "holds timedeltas: give a string such as '2h' or a pd.Timedelta"
+                f"condition {self.name!r}: {what} {value!r} is not a {noun}; give {example}"
             )
         try:
-            delta = pd.Timedelta(value)
+            parsed = parse(value)
         except (ValueError, TypeError, OverflowError) as exc:
             raise ConditionError(
-                f"condition {self.name!r}: {what} {value!r} does not parse as a duration "
-                f"({exc}); give a string such as '2h' or a pd.Timedelta"
+                f"condition {self.name!r}: {what} {value!r} does not parse as a {noun} "
+                f"({exc}); give {example}"
             ) from None
-        if pd.isna(delta):
-            raise ConditionError(f"condition {self.name!r}: {what} {value!r} is not a duration")
-        return delta
+        if pd.isna(parsed):
+            raise ConditionError(f"condition {self.name!r}: {what} {value!r} is not a {noun}")
+        return parsed
 
     def bounds(self) -> tuple[Any, Any]:
         """The schema bounds in the parsed values' type (None where unknown)."""
