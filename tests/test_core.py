@@ -263,3 +263,12 @@ def test_lazy_package_resolves_every_public_name():
 def test_lazy_package_refuses_unknown_names():
     with pytest.raises(AttributeError, match="no attribute 'NoSuchModel'"):
         synthgen.NoSuchModel  # noqa: B018
+
+
+def test_numeric_values_reads_durations_in_seconds_with_nat_as_nan():
+    import pandas as pd
+
+    from synthgen.core.values import numeric_values
+
+    out = numeric_values(pd.Series(pd.to_timedelta([1.5, None, 3600], unit="s")))
+    assert out[0] == 1.5 and np.isnan(out[1]) and out[2] == 3600.0

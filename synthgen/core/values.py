@@ -42,13 +42,16 @@ def datetime_to_float(series: pd.Series, unit: Literal["ns", "s"] = "ns") -> np.
 
 
 def numeric_values(series: pd.Series) -> np.ndarray:
-    """Any column as float64: datetimes in nanoseconds, booleans as 0/1, nulls and
-    values that are not numbers as NaN."""
+    """Any column as float64: datetimes in nanoseconds, durations in seconds, booleans
+    as 0/1, nulls and values that are not numbers as NaN."""
     dtype = series.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return datetime_to_float(series)
     if pd.api.types.is_bool_dtype(dtype):
         return series.astype("float64").to_numpy()
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        # seconds, as the schema stores durations; NaT must become NaN, not int64 min
+        return series.dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
     if pd.api.types.is_numeric_dtype(dtype):
         return series.to_numpy(dtype="float64", na_value=np.nan)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
