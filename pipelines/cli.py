@@ -173,8 +173,24 @@ def fit(
     schema_path: Path | None = typer.Option(
         None, "--schema", help="Schema JSON (from Schema.to_json); inferred when omitted."
     ),
+    epsilon: float | None = typer.Option(
+        None,
+        help="Train with differential privacy at this total epsilon (preprocessing included).",
+    ),
+    delta: float | None = typer.Option(
+        None, help="DP delta (default 1/n^1.5); only with --epsilon."
+    ),
+    preprocessing_epsilon: float | None = typer.Option(
+        None,
+        help="Share of --epsilon for DP column statistics (default: 10% when the schema "
+        "declares no public domain for some column, else 0).",
+    ),
 ) -> None:
-    """Learn a table and save the model (safe format: JSON + tensors, no pickle)."""
+    """Learn a table and save the model (safe format: JSON + tensors, no pickle).
+
+    With --epsilon the model is trained with DP-SGD and the accountant's total epsilon
+    and delta are printed and saved in the model file.
+    """
     from pipelines.tables import check_input, read_table
     from synthgen.paths import check_writable
     from synthgen.schema import Schema
@@ -184,9 +200,19 @@ def fit(
     if schema_path:
         check_input(schema_path, "schema file")
     schema = Schema.from_json(str(schema_path)) if schema_path else None
-    model = _backend(backend)(
-        **_training_options(backend, epochs, steps, batch_size, target), seed=seed, device=device
-    )
+    dp = None
+    if epsilon is not None:
+        from privacy.accounting import DPConfig
+
+        dp = DPConfig(epsilon=epsilon, delta=delta, preprocessing_epsilon=preprocessing_epsilon)
+    elif delta is not None or preprocessing_epsilon is not None:
+        raise ConfigError("--delta and --preprocessing-epsilon need --epsilon")
+    options = _training_options(backend, epochs, steps, batch_size, target)
+    if dp is not None:
+        options["dp"] = dp
+        if backend == "ctgan":
+            options["pac"] = 1  # DP-SGD clips per row: no packs of real rows
+    model = _backend(backend)(**options, seed=seed, device=device)
     start = time.perf_counter()
     model.fit(frame, schema=schema)
     model.save(str(out_path))
@@ -194,6 +220,8 @@ def fit(
         f"fitted {backend} on {len(frame):,} rows x {frame.shape[1]} columns in "
         f"{time.perf_counter() - start:.1f}s -> {out_path}"
     )
+    if model.privacy_spent is not None:
+        out.print(f"differential privacy: {model.privacy_spent}")
 
 
 @app.command()

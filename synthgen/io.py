@@ -198,6 +198,9 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "extra": to_json_safe(extra_meta, "extra", text),
         "trained_on_device": str(getattr(model, "device_", "cpu")),
     }
+    spent = getattr(model, "privacy_spent_", None)
+    if spent is not None:  # the DP receipt travels with the model it describes
+        header["privacy_spent"] = to_json_safe(spent.to_dict(), "privacy_spent", text)
     write_model_file(text, header, tensors)
 
 

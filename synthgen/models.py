@@ -52,7 +52,21 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> BaseGenera
     _restore_state(text, model, header, tensors)
     _restore_networks(text, model, tensors)
     model.training_log_ = _training_log(text, header["training_log"])
+    if header.get("privacy_spent") is not None:
+        model.privacy_spent_ = _privacy_spent(text, header["privacy_spent"])
     return model
+
+
+def _privacy_spent(path: str, data: Any):
+    """The DP receipt saved with a model trained under ``dp=``."""
+    from privacy.accounting import PrivacySpent
+
+    try:
+        return PrivacySpent.from_dict(data)
+    except (SynthgenError, TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(
+            f"{path!r}: its privacy accounting is damaged ({one_line(exc)}); refit the model"
+        ) from None
 
 
 # ---------------------------------------------------------------------- construction

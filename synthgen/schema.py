@@ -191,7 +191,10 @@ class ColumnSpec:
 
     ``categories`` is None until learned (a user may leave it out when editing a
     schema by hand); ``min``/``max`` are the bounds generated values are clipped to
-    (numbers, or ISO strings for datetimes).
+    (numbers, or ISO strings for datetimes). ``public=True`` declares that this
+    column's categories (or bounds) are public knowledge, not read from the private
+    data: differentially private training then uses them as given, at no privacy
+    cost. ``Schema.infer`` never sets it, because what it learns comes from the data.
     """
 
     name: str
@@ -203,6 +206,7 @@ class ColumnSpec:
     integer: bool = False
     decimals: int | None = None
     categories: list[Any] | None = None
+    public: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -255,7 +259,7 @@ def _spec_problems(spec: ColumnSpec) -> list[str]:
         out.append(f"column name {spec.name!r} must be a string")
     if not isinstance(spec.dtype, str):
         out.append(f"column {name!r}: dtype {spec.dtype!r} must be a string such as 'float64'")
-    for flag in ("nullable", "integer"):
+    for flag in ("nullable", "integer", "public"):
         if not isinstance(getattr(spec, flag), bool | np.bool_):
             out.append(f"column {name!r}: {flag}={getattr(spec, flag)!r} must be True or False")
     if spec.decimals is not None and (

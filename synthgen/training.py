@@ -66,7 +66,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 #: What each named random stream of a fit is for; a stream's seed is derived from the
 #: model's ``seed`` and the purpose alone, so adding a stream never shifts the others.
-PURPOSES = ("transform", "split", "order", "noise", "sample")
+PURPOSES = ("transform", "split", "order", "noise", "sample", "release")
 
 
 class SeedStreams:

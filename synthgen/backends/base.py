@@ -149,10 +149,9 @@ class BaseGenerator:
             )
         check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, high_open=True)
         if self.dp is not None:
-            raise ConfigError(
-                "dp= (differentially private training) is not available in this version yet; "
-                "train without dp"
-            )
+            from synthgen.backends.private import check_dp
+
+            check_dp(self.dp)
         check_int("early_stopping_patience", self.early_stopping_patience, 1, optional=True)
         if self.early_stopping_patience is not None and self.validation_fraction <= 0:
             raise ConfigError(
@@ -284,6 +283,7 @@ class BaseGenerator:
                 f"the frame has {len(df)} row; a generator needs at least 2 rows to learn from"
             )
         log = TrainingLog()
+        private = None
         with timer() as prep:
             schema = Schema.infer(df) if schema is None else schema
             options = {
@@ -291,10 +291,21 @@ class BaseGenerator:
                 **self._transformer_defaults(),
                 **(self.transformer_options or {}),
             }
-            transformer = self.transformer_class(**options).fit(df, schema)
-            data = transformer.encode(df).to(device)
+            transformer = self.transformer_class(**options)
+            if self.dp is None:
+                transformer.fit(df, schema)
+                data = transformer.encode(df).to(device)
+            else:
+                # the transform and the initial values see only DP statistics (see private)
+                from synthgen.backends.private import prepare_private
+
+                private = prepare_private(df, schema, self.dp, streams.seed("release"))
+                transformer.fit(private.pseudo, private.schema)
+                data = transformer.encode(private.frame).to(device)
         log.preprocessing_seconds = prep[0]
         self._prepare(transformer, device)
+        if private is not None:
+            return self._fit_private(log, private, data, resume, device, streams)
         train, valid = self._split(data, streams.seed("split"))
         stopper = None
         if self.early_stopping_patience is not None:
@@ -379,6 +390,111 @@ class BaseGenerator:
         log.training_seconds = fit_time[0]
         return self
 
+    def _fit_private(
+        self,
+        log: TrainingLog,
+        private: Any,
+        data: torch.Tensor,
+        resume: bool,
+        device: torch.device,
+        streams: SeedStreams,
+    ):
+        """DP-SGD: Poisson batches for every private update, a fixed number of steps.
+
+        The noise multiplier is solved for the planned steps so that preprocessing plus
+        training stays within ``dp.epsilon``; the accountant records every private
+        update as it happens, and the reported epsilon is computed from that history.
+        No validation split, early stopping or loss-driven schedule: each would read the
+        raw rows outside DP-SGD, unaccounted. Losses are therefore not logged either.
+        """
+        from privacy.accounting import Accountant, PrivacySpent, solve_noise_multiplier
+        from synthgen.backends.optimization import DPSettings
+
+        dp = self.dp
+        if self.validation_fraction or self.early_stopping_patience is not None:
+            log.notes.append(
+                "dp: no validation split and no early stopping (they would read raw rows "
+                "outside DP-SGD, unaccounted); trained for the fixed number of epochs"
+            )
+        # data-derived initial values (frequencies, biases) come from the DP pseudo rows
+        self._build(self.layout_, self.transformer_.encode(private.pseudo).to(device))
+        self.training_log_ = log
+        n = data.shape[0]
+        sample_rate = min(1.0, float(self.batch_size) / n)
+        steps = max(1, round(1.0 / sample_rate))
+        epochs = self._epochs_for(steps)
+        players = self._players()
+        private_updates = sum(p.updates for p in players if p.private)
+        planned = epochs * steps * private_updates
+        training_epsilon = float(dp.epsilon) - private.preprocessing_epsilon
+        training_delta = private.delta - private.preprocessing_delta
+        if training_epsilon <= 0:
+            raise ConfigError(
+                f"dp: preprocessing used epsilon {private.preprocessing_epsilon:.4g} of "
+                f"{dp.epsilon}, leaving nothing for training; lower preprocessing_epsilon"
+            )
+        sigma = solve_noise_multiplier(
+            training_epsilon, training_delta, sample_rate, planned, dp.accountant
+        )
+        settings = DPSettings(sigma, float(dp.max_grad_norm), sample_rate * n)
+        states = [PlayerState(p, epochs * steps * p.updates, None, settings) for p in players]
+        accountant = Accountant(dp.accountant)
+        self._accountant = accountant
+        rows = self._training_rows(data, False)
+        generator = make_generator(streams.seed("order"), device)
+        self._shuffle_generator = generator
+        self.step_ = 0
+        start_epoch = self._load_checkpoint(None, states) if resume else 0
+        nominal = max(int(self.batch_size), self.min_batch_rows, self.batch_multiple)
+        placeholder = torch.zeros(nominal, rows.shape[1], device=device)
+        from privacy.dp_sgd import poisson_indices
+
+        with (
+            timer() as fit_time,
+            EpochProgress(epochs, type(self).__name__, show_progress(self.progress)) as bar,
+        ):
+            for epoch in range(start_epoch, epochs):
+                with timer() as epoch_time:
+                    for module in self._modules().values():
+                        module.train()
+                    for _ in range(steps):
+                        fraction = self._time_fraction()
+                        for state in states:
+                            for _ in range(state.player.updates):
+                                if state.dp_step is None:
+                                    state.update(placeholder, False, fraction)
+                                    continue
+                                index = poisson_indices(n, sample_rate, generator, device)
+                                state.update(rows.index_select(0, index), False, fraction)
+                                accountant.step(sigma, sample_rate)
+                        self.step_ += 1
+                log.record(epoch + 1, epoch_time[0])
+                bar.update(epoch + 1, {})
+                if self.checkpoint_every and (epoch + 1) % self.checkpoint_every == 0:
+                    self._save_checkpoint(epoch + 1, None, states)
+                if self._budget is not None and self._time_fraction() >= 1.0:
+                    log.stopped_early = True
+                    break
+        for module in self._modules().values():
+            module.eval()
+        log.training_seconds = fit_time[0]
+        spent = PrivacySpent.compose(
+            preprocessing_epsilon=private.preprocessing_epsilon,
+            preprocessing_delta=private.preprocessing_delta,
+            accountant=accountant,
+            training_delta=training_delta,
+            noise_multiplier=sigma,
+            sample_rate=sample_rate,
+            delta_source=private.delta_source,
+        )
+        if spent.epsilon > float(dp.epsilon) * (1 + 1e-9) or spent.delta > private.delta * (
+            1 + 1e-9
+        ):  # pragma: no cover - the solver guarantees it; never report an overshoot
+            raise RuntimeError(f"DP accounting overshot the target: {spent}")
+        self.privacy_spent_ = spent
+        self.dp_release_ = private.release
+        return self
+
     def _train_step(
         self,
         states: list[PlayerState],
@@ -437,6 +553,7 @@ class BaseGenerator:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device_.type == "cuda" else [],
             "shuffle_rng": self._shuffle_generator.get_state(),
+            "accountant": self._accountant.state_dict() if self.dp is not None else None,
         }
         path = self._checkpoint_path()
         torch.save(payload, path + ".tmp")
@@ -461,6 +578,10 @@ class BaseGenerator:
             if payload["cuda_rng"]:
                 torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
             self._shuffle_generator.set_state(payload["shuffle_rng"].cpu())
+            if self.dp is not None:
+                if not payload.get("accountant"):
+                    raise ValueError("the checkpoint was written without dp")
+                self._accountant.load_state_dict(payload["accountant"])
             self.step_ = int(payload["step"])
             return int(payload["epoch"])
         except Exception as error:  # torch.load and load_state_dict raise many kinds

@@ -295,6 +295,11 @@ class CTGAN(BaseGenerator):
     def _check_params(self) -> None:
         check_int("pac", self.pac, 1)
         super()._check_params()
+        if self.dp is not None and self.pac != 1:
+            raise ConfigError(
+                f"pac={self.pac} packs real rows together, which DP-SGD's per-row clipping "
+                "does not cover; use pac=1 with dp="
+            )
         if self.batch_size % self.pac:
             raise ConfigError(f"batch_size={self.batch_size} must be a multiple of pac={self.pac}")
         check_int("embedding_dim", self.embedding_dim, 1)
@@ -344,6 +349,8 @@ class CTGAN(BaseGenerator):
                 fast=self._critic_fast,
                 updates=int(self.discriminator_steps),
                 log_name="loss_d",
+                dp_inputs=self._critic_dp_inputs,
+                dp_loss=self._critic_dp_loss,
             ),
             Player(
                 name="generator",
@@ -352,6 +359,7 @@ class CTGAN(BaseGenerator):
                 loss=self._generator_loss,
                 fast=self._generator_fast,
                 log_name="loss_g",
+                private=False,  # it sees generated rows and the critic, never a real row
             ),
         ]
 
@@ -460,6 +468,57 @@ class CTGAN(BaseGenerator):
             fake_in, real_in, mix, float(self.gradient_penalty)
         )
         return FastLoss(d_loss + penalty, {"penalty": penalty}, grads=grads)
+
+    # ------------------------------------------------------------------ the critic under DP
+    def _critic_dp_inputs(
+        self, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-row critic inputs under DP: each real row of the Poisson ``batch`` (encoded
+        layout) with a condition read from the row itself, a generated row and a mix weight.
+
+        Training-by-sampling (drawing real rows per category) would break the Poisson
+        sampling the accountant assumes, so the real rows are the batch's, each
+        conditioned on its own category in a randomly chosen discrete column. Generated
+        rows take conditions from the DP frequencies (the model was initialised on the DP
+        pseudo rows) and are generated for at least the nominal batch (the generator's
+        batch norm must not see the Poisson batch's size), then cut to the batch.
+        """
+        rows = batch.shape[0]
+        conds = self.conditions_
+        real = self.heads_.pad_rows(batch)
+        nominal = max(int(self.batch_size), rows, 2)
+        _, _, fake_cond = self._draw_conditions(nominal)
+        with torch.no_grad():
+            _, fake = self._fake(fake_cond)
+        self._pending = None  # the generator draws its own rows: no reuse keyed on sizes
+        fake_in = torch.cat([fake[:rows], fake_cond[:rows]], dim=1)
+        if conds.n_columns:
+            column = torch.randint(conds.n_columns, (rows,), device=batch.device)
+            values = batch.gather(1, conds.slot_index[column].to(batch.device))
+            category = values.masked_fill(conds.slot_pad[column], -1.0).argmax(dim=1)
+            real_cond = conds.vectors(column, category)
+        else:
+            real_cond = torch.zeros(rows, 0, device=batch.device)
+        mix = torch.rand(rows, 1, device=batch.device)
+        return torch.cat([real, real_cond], dim=1), fake_in, mix
+
+    def _critic_dp_loss(
+        self, real_in: torch.Tensor, fake_in: torch.Tensor, mix: torch.Tensor
+    ) -> RowLoss:
+        """WGAN-GP per row (pac = 1): ``critic(fake) - critic(real) + penalty``.
+
+        Written with ``torch.func.grad`` for the penalty's input gradient, so that DP's
+        per-row gradients (``vmap(grad(...))``) can differentiate through it.
+        """
+        from torch.func import grad
+
+        critic = self.critic_
+        scores = critic(torch.cat([fake_in, real_in]))[:, 0]
+        rows = fake_in.shape[0]
+        mixed = torch.lerp(fake_in, real_in, mix)
+        slope = grad(lambda x: critic(x).sum())(mixed)
+        penalty = float(self.gradient_penalty) * (slope.reshape(rows, -1).norm(dim=1) - 1).square()
+        return RowLoss(scores[:rows] - scores[rows:] + penalty)
 
     # ------------------------------------------------------------------ the generator's loss
     def _generated(self, n: int) -> tuple:

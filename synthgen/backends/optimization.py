@@ -7,10 +7,18 @@ step instead of one per tensor), the optimiser, the schedule and the update coun
 ``update`` performs one optimisation step of a player on one batch, through the
 player's accelerated path when the scaffold allows it, else through autograd on the
 mean of the per-row loss.
+
+Under differential privacy (``DPSettings``) a private player is stepped by
+``privacy.dp_sgd.DPSGDStep`` instead: per-row gradients, opacus' per-sample clipping,
+one Gaussian noise draw per step, division by the expected batch size. Its parameters
+stay separate tensors (the flat buffer is a speed device for the non-private path),
+the plateau schedule is off (it would read the noise-free training loss) and
+``clip_grad_norm`` is replaced by the per-sample clipping.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,19 +27,50 @@ from synthgen.backends.flat_params import FlatParameters
 from synthgen.backends.players import LinearDecay, Plateau, Player
 
 
+@dataclass(frozen=True)
+class DPSettings:
+    """What DP-SGD needs to step a private player: the noise, the clip, the batch scale."""
+
+    noise_multiplier: float
+    max_grad_norm: float
+    expected_batch_size: float
+
+
 class PlayerState:
     """Optimiser, schedule and counters of one player during a fit."""
 
-    def __init__(self, player: Player, total_updates: int, clip_grad_norm: float | None) -> None:
+    def __init__(
+        self,
+        player: Player,
+        total_updates: int,
+        clip_grad_norm: float | None,
+        dp: DPSettings | None = None,
+    ) -> None:
         self.player = player
-        self.flat = FlatParameters(player.modules)
-        self.optimizer = player.optimizer.build([self.flat.parameter], fused=True)
+        self.dp_step = None
+        if dp is not None and player.private:
+            from privacy.dp_sgd import DPSGDStep, PerSampleGradients
+
+            loss = player.dp_loss or player.loss
+            per_sample = PerSampleGradients(player.modules, lambda *rows: loss(*rows).rows)
+            self.flat = None
+            self.optimizer = player.optimizer.build(per_sample.params, fused=True)
+            self.dp_step = DPSGDStep(
+                per_sample,
+                self.optimizer,
+                dp.noise_multiplier,
+                dp.max_grad_norm,
+                dp.expected_batch_size,
+            )
+        else:
+            self.flat = FlatParameters(player.modules)
+            self.optimizer = player.optimizer.build([self.flat.parameter], fused=True)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.total_updates = max(1, int(total_updates))
         self.clip_grad_norm = clip_grad_norm
         self.updates_done = 0
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
-        if isinstance(player.schedule, Plateau):
+        if isinstance(player.schedule, Plateau) and self.dp_step is None:
             self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, factor=player.schedule.factor, patience=player.schedule.patience
             )
@@ -50,6 +89,11 @@ class PlayerState:
             done = max(self.updates_done / self.total_updates, time_fraction)
             for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
                 group["lr"] = base * max(0.0, 1.0 - done)
+        if self.dp_step is not None:
+            inputs = player.dp_inputs(batch) if player.dp_inputs is not None else (batch,)
+            value = self.dp_step.step(*inputs)
+            self._finish_step()
+            return value.detach(), {}
         if accelerated and player.fast is not None:
             out = player.fast(batch)
             value, metrics = out.value, out.metrics
@@ -65,12 +109,16 @@ class PlayerState:
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([self.flat.parameter], float(self.clip_grad_norm))
         self.optimizer.step()
+        self._finish_step()
+        return value.detach(), metrics
+
+    def _finish_step(self) -> None:
+        player = self.player
         self.updates_done += 1
         if player.after_step is not None:
             player.after_step()
         if player.ema is not None:
             self._update_ema()
-        return value.detach(), metrics
 
     def _backward(self, scalar: torch.Tensor) -> None:
         """Gradients of ``scalar`` into the flat buffer (stale ones cleared first).
@@ -90,7 +138,8 @@ class PlayerState:
         k = self.updates_done
         decay = min(float(player.ema_decay), (1 + k) / (10 + k))
         averaged = list(player.ema.parameters())
-        torch._foreach_lerp_(averaged, self.flat.params, 1.0 - decay)
+        trained = self.flat.params if self.flat is not None else self.dp_step.per_sample.params
+        torch._foreach_lerp_(averaged, trained, 1.0 - decay)
 
     # ------------------------------------------------------------------ epochs
     def end_epoch(self, monitored: float) -> None:

@@ -5,7 +5,10 @@ parameters updated together is a ``Player`` (one for a VAE, a diffusion model or
 autoregressive model; a critic and a generator for a GAN). A player names its
 modules, its optimiser settings and a loss that returns **one value per row**
 (``RowLoss.rows``, shape ``(batch,)``; the scaffold takes the mean), so per-sample
-methods such as DP-SGD can be added in one place. How often a player is updated per
+methods such as DP-SGD live in one place: under ``dp=`` the scaffold trains every
+``private`` player (one that reads real rows) with DP-SGD on per-row gradients, and
+the others (a GAN's generator, which sees only generated rows and the critic) with
+ordinary steps on placeholder batches that hold no real data. How often a player is updated per
 training step (``updates``: n critic steps per generator step), its learning-rate
 schedule, an exponential moving average of its weights and a post-step constraint
 are declared here too; ``synthgen.backends.optimization`` carries them out.
@@ -100,6 +103,13 @@ class Player:
     moves towards the trained ones after each update (with a warm-up: the decay is
     ``min(ema_decay, (1 + k) / (10 + k))`` at update ``k``). ``after_step`` runs after
     every optimiser step (e.g. to keep a parameter inside its bounds).
+
+    Differential privacy: ``private`` says whether the loss reads real rows (then DP
+    trains the player with DP-SGD). Under DP the per-row gradients are taken of
+    ``dp_loss`` (default ``loss``) on the tensors ``dp_inputs(batch)`` returns (default
+    ``(batch,)``), one row at a time inside ``torch.func.vmap``: whatever must be
+    computed for the whole batch first (a GAN's generated rows, which pass through a
+    batch norm) is done in ``dp_inputs``, outside the per-row transform.
     """
 
     name: str
@@ -113,6 +123,9 @@ class Player:
     ema: nn.Module | None = None
     ema_decay: float = 0.999
     after_step: Callable[[], None] | None = None
+    private: bool = True
+    dp_inputs: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None
+    dp_loss: Callable[..., RowLoss] | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         """The player's parameters, each once, in module order."""

@@ -89,7 +89,9 @@ class MultinomialDiffusion:
             gumbel = gumbel_noise(p, generator)
             scores = torch.log(p.clamp_min(_TINY)).masked_fill(p <= 0, float("-inf"))
             choice = (scores + gumbel).argmax(dim=-1)
-            out.append(torch.nn.functional.one_hot(choice, p.shape[-1]).to(p.dtype))
+            # a comparison, not F.one_hot: one_hot reads the values (no vmap, as DP needs)
+            slots = torch.arange(p.shape[-1], device=p.device)
+            out.append((choice.unsqueeze(-1) == slots).to(p.dtype))
         return out
 
     def uniform(self, n: int, device: torch.device) -> list[torch.Tensor]:

@@ -1,0 +1,104 @@
+"""DP-SGD's step: torch.func per-sample gradients equal opacus', clipping and noise are opacus'."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from opacus import GradSampleModule
+from torch import nn
+
+from privacy.dp_sgd import DPSGDStep, PerSampleGradients, poisson_indices
+from synthgen.core.errors import ConfigError
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 3))
+
+
+def _row_loss(model: nn.Module):
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return model(x).square().sum(dim=1)
+
+    return loss
+
+
+def test_per_sample_gradients_equal_opacus_grad_sample_module():
+    model = _model()
+    x = torch.randn(7, 5)
+    ours, values = PerSampleGradients([model], _row_loss(model))(x)
+    reference = GradSampleModule(_model(), loss_reduction="sum")
+    reference(x).square().sum().backward()
+    theirs = [p.grad_sample for p in reference.parameters()]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(values, model(x).square().sum(dim=1).detach())
+
+
+def _manual_update(model: nn.Module, x: torch.Tensor, clip: float, expected: float, lr: float):
+    """SGD with per-sample clipping written out by hand (no noise)."""
+    grads = []
+    for row in x:
+        model.zero_grad()
+        model(row[None]).square().sum().backward()
+        grads.append([p.grad.detach().clone() for p in model.parameters()])
+    total = [torch.zeros_like(p) for p in model.parameters()]
+    for g in grads:
+        norm = torch.sqrt(sum(t.square().sum() for t in g))
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        for acc, t in zip(total, g, strict=True):
+            acc += factor * t
+    with torch.no_grad():
+        for p, acc in zip(model.parameters(), total, strict=True):
+            p -= lr * acc / expected
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("chunk", [None, 2, 1])
+def test_step_clips_each_row_sums_and_divides_by_the_expected_batch(chunk):
+    x = torch.randn(6, 5) * 3
+    model = _model()
+    per_sample = PerSampleGradients([model], _row_loss(model))
+    optimizer = torch.optim.SGD(per_sample.params, lr=0.1)
+    step = DPSGDStep(per_sample, optimizer, 0.0, 0.5, expected_batch_size=4.0, chunk_rows=chunk)
+    step.step(x)
+    expected = _manual_update(_model(), x, clip=0.5, expected=4.0, lr=0.1)
+    for p, e in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
+
+
+def test_noise_has_the_multiplier_times_the_clip_over_the_expected_batch():
+    model = nn.Linear(200, 50, bias=False)
+    nn.init.zeros_(model.weight)
+    per_sample = PerSampleGradients([model], lambda x: model(x).sum(dim=1) * 0)
+    optimizer = torch.optim.SGD(per_sample.params, lr=1.0)
+    step = DPSGDStep(per_sample, optimizer, 2.0, 0.5, expected_batch_size=10.0)
+    torch.manual_seed(1)
+    step.step(torch.randn(3, 200))
+    # zero gradients: the update is -lr * noise / expected, noise std = 2.0 * 0.5
+    std = float(model.weight.detach().std())
+    assert std == pytest.approx(2.0 * 0.5 / 10.0, rel=0.05)
+
+
+def test_an_empty_batch_still_steps_with_noise_only():
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    per_sample = PerSampleGradients([model], _row_loss(model))
+    step = DPSGDStep(per_sample, torch.optim.SGD(per_sample.params, lr=0.1), 1.0, 1.0, 4.0)
+    step.step(torch.zeros(0, 5))
+    moved = [
+        not torch.equal(a, p.detach()) for a, p in zip(before, model.parameters(), strict=True)
+    ]
+    assert all(moved)  # noise reached every parameter
+
+
+def test_poisson_indices_include_rows_independently():
+    generator = torch.Generator().manual_seed(0)
+    sizes = [len(poisson_indices(1000, 0.05, generator, torch.device("cpu"))) for _ in range(200)]
+    mean = sum(sizes) / len(sizes)
+    assert 45 < mean < 55
+    assert len(set(sizes)) > 5  # the batch size varies, as Poisson sampling does
+    with pytest.raises(ConfigError):
+        poisson_indices(10, 0.0, generator, torch.device("cpu"))
