@@ -35,6 +35,8 @@ def _dp_info(dp: Any) -> dict[str, Any] | None:
         info = dict(dp)
     elif isinstance(dp, tuple | list) and len(dp) == 2:
         info = {"epsilon": dp[0], "delta": dp[1]}
+    elif hasattr(dp, "to_dict") and hasattr(dp, "epsilon"):
+        info = dict(dp.to_dict())
     elif hasattr(dp, "epsilon"):
         info = {
             k: getattr(dp, k)
@@ -51,6 +53,19 @@ def _dp_info(dp: Any) -> dict[str, Any] | None:
     return info
 
 
+def _audit_info(audit: Any) -> dict[str, Any] | None:
+    """A ``privacy.audit.CanaryAudit`` (or its ``to_dict``) for the report's DP section."""
+    if audit is None:
+        return None
+    info = dict(audit.to_dict()) if hasattr(audit, "to_dict") else audit
+    if not isinstance(info, dict) or "epsilon_lower_bound" not in info:
+        raise ConfigError(
+            "dp_audit must be a privacy.audit.CanaryAudit (run_canary_audit's result) or a "
+            f"dict with 'epsilon_lower_bound', got {type(audit).__name__}"
+        )
+    return info
+
+
 def evaluate(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -61,6 +76,7 @@ def evaluate(
     metrics: str | Iterable[str] = "all",
     seed: int = 0,
     dp: Any = None,
+    dp_audit: Any = None,
     utility_augmentation: bool = False,
     fid_mlp: bool = False,
     detection_rows: int | None = 10_000,
@@ -75,7 +91,8 @@ def evaluate(
     it and the privacy attacks use it as non-members. ``target`` enables utility and the
     outcome parts of bias; ``sensitive`` (list or comma-separated) enables bias.
     ``metrics`` is ``"all"`` or a subset of ``evaluation.SECTIONS``. ``dp`` (e.g. a
-    model's ``privacy_spent``) adds ``dp.epsilon`` / ``dp.delta``. The ``*_rows``
+    model's ``privacy_spent``) adds ``dp.epsilon`` / ``dp.delta``; ``dp_audit`` (a
+    ``privacy.audit.CanaryAudit``) adds ``dp.audit_epsilon_lower_bound``. The ``*_rows``
     arguments cap the rows used by the costlier sections (None = all rows).
     ``n_jobs`` caps the threads of the scikit-learn models (see ``evaluation.threads``).
     """
@@ -102,6 +119,7 @@ def evaluate(
     if holdout is not None:
         holdout = v.coerce_kinds(holdout, schema, "holdout", reference=real)
     dp_info = _dp_info(dp)
+    audit_info = _audit_info(dp_audit)
 
     report = EvaluationReport()
     skipped: dict[str, str] = {}
@@ -196,6 +214,11 @@ def evaluate(
         report.scores["dp.delta"] = float(dp_info["delta"])
         report.details["dp.accounting"] = pd.DataFrame(
             {"field": list(dp_info), "value": [str(x) for x in dp_info.values()]}
+        )
+    if audit_info is not None:
+        report.scores["dp.audit_epsilon_lower_bound"] = float(audit_info["epsilon_lower_bound"])
+        report.details["dp.audit"] = pd.DataFrame(
+            {"field": list(audit_info), "value": [str(x) for x in audit_info.values()]}
         )
     report.meta = {
         "rows": {

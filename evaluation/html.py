@@ -74,6 +74,7 @@ CARDS: list[tuple[str, str, bool | None, float, float]] = [
     ("bias.widened_gaps", "Widened bias gaps", False, 0.0, 1.0),
     ("dp.epsilon", "DP epsilon", None, math.inf, math.inf),
     ("dp.delta", "DP delta", None, math.inf, math.inf),
+    ("dp.audit_epsilon_lower_bound", "DP audit: epsilon lower bound", None, math.inf, math.inf),
 ]
 
 
@@ -315,6 +316,14 @@ def render(report: Any) -> str:
     if "dp.accounting" in d:
         out.append('<h2 id="dp">Differential privacy accounting</h2>')
         out.append(_table(d["dp.accounting"], "dp-table"))
+    if "dp.audit" in d:
+        out.append('<h2 id="dp-audit">Differential privacy audit (one-run canaries)</h2>')
+        out.append(
+            "<p>Steinke, Nasr and Jagielski (2023): canaries inserted with probability 1/2 "
+            "in one training run; the epsilon lower bound is what the correct membership "
+            "guesses prove. It must stay below the claimed epsilon.</p>"
+        )
+        out.append(_table(d["dp.audit"], "dp-audit-table"))
     timings = meta.get("timings_s", {})
     if timings:
         out.append(

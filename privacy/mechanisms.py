@@ -73,17 +73,24 @@ def _check_epsilon(epsilon: float, name: str = "epsilon") -> float:
     return float(epsilon)
 
 
-def _check_delta(delta: float) -> float:
+def _check_probability(name: str, value: float, why: str) -> float:
+    """``value`` as a float strictly inside (0, 1), else a ConfigError saying ``why``."""
     if (
-        isinstance(delta, bool)
-        or not isinstance(delta, int | float | np.integer | np.floating)
-        or not 0 < float(delta) < 1
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not 0 < float(value) < 1
     ):
-        raise ConfigError(
-            f"delta={delta!r} must be a number in (0, 1), typically well below 1/n_rows "
-            "(e.g. 1e-6): it bounds the chance that a key seen in one row is released"
-        )
-    return float(delta)
+        raise ConfigError(f"{name}={value!r} must be a number in (0, 1), {why}")
+    return float(value)
+
+
+def _check_delta(delta: float) -> float:
+    return _check_probability(
+        "delta",
+        delta,
+        "typically well below 1/n_rows (e.g. 1e-6): it bounds the chance that a key seen "
+        "in one row is released",
+    )
 
 
 def _check_rng(rng: object) -> np.random.Generator:
@@ -370,16 +377,11 @@ def noisy_range_histogram(
 
 
 def _check_beta(beta: float) -> float:
-    if (
-        isinstance(beta, bool)
-        or not isinstance(beta, int | float | np.integer | np.floating)
-        or not 0 < float(beta) < 1
-    ):
-        raise ConfigError(
-            f"beta={beta!r} must be a probability in (0, 1), e.g. 0.05: the chance that "
-            "some empty cell is taken for data and widens the range"
-        )
-    return float(beta)
+    return _check_probability(
+        "beta",
+        beta,
+        "e.g. 0.05: the chance that some empty cell is taken for data and widens the range",
+    )
 
 
 def range_threshold(n_cells: int, epsilon: float, beta: float) -> float:

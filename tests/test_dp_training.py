@@ -164,3 +164,52 @@ def test_a_larger_epsilon_means_less_noise(adult):
     high = _model("TVAE", dp=DPConfig(epsilon=8.0)).fit(adult).privacy_spent
     assert high.noise_multiplier < low.noise_multiplier
     assert np.isclose(high.steps, low.steps)
+
+
+def test_cli_fit_with_epsilon_prints_and_saves_the_receipt(tmp_path, adult):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    data, model_path = tmp_path / "train.csv", tmp_path / "dp.synth"
+    adult.to_csv(data, index=False)
+    runner = CliRunner()
+    args = ["fit", str(data), "--backend", "ctgan", "--epochs", "1", "--batch-size", "100"]
+    result = runner.invoke(app, [*args, "--epsilon", "2", "--out", str(model_path)])
+    assert result.exit_code == 0, result.output
+    assert "differential privacy: epsilon" in result.output
+    spent = sg.load_model(str(model_path)).privacy_spent
+    assert spent is not None and spent.epsilon <= 2.0
+    result = runner.invoke(app, ["fit", str(data), "--delta", "1e-6", "--out", str(model_path)])
+    assert result.exit_code == 2 and "--epsilon" in result.output
+
+
+def test_canary_audit_of_a_dp_model_stays_below_the_claim_and_reaches_the_report(adult):
+    from evaluation import evaluate
+    from privacy.audit import make_canaries, run_canary_audit
+
+    rng = np.random.default_rng(0)
+    canaries = make_canaries(adult, 60, rng)
+
+    def fit(frame):
+        return _model("TabularAR", dp=DPConfig(epsilon=1.0)).fit(frame)
+
+    def score(model, rows):
+        return model.log_prob(model.dp_release_.apply(rows))
+
+    audit = run_canary_audit(
+        adult, canaries, fit, score, rng, delta=1 / len(adult) ** 1.5, claimed_epsilon=1.0
+    )
+    assert audit.m == 60 and audit.guesses > 0
+    assert audit.epsilon_lower_bound <= 1.0 and audit.consistent
+    model = fit(adult)
+    report = evaluate(
+        real=adult,
+        synthetic=model.sample(400, seed=0),
+        metrics=["fidelity"],
+        dp=model.privacy_spent,
+        dp_audit=audit,
+    )
+    assert report.scores["dp.epsilon"] == model.privacy_spent.epsilon
+    assert report.scores["dp.audit_epsilon_lower_bound"] == audit.epsilon_lower_bound
+    assert "training_epsilon" in set(report.details["dp.accounting"]["field"])
