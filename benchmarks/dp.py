@@ -72,9 +72,7 @@ class Marginals:
 
         schema = sg.Schema.infer(df) if schema is None else schema
         rng = np.random.default_rng(self.seed)
-        self.release_ = release_statistics(
-            df, _input_schema(schema), self.epsilon, self.delta, rng
-        )
+        self.release_ = release_statistics(df, _input_schema(schema), self.epsilon, self.delta, rng)
         self.privacy_spent = {"epsilon": self.release_.epsilon, "delta": self.release_.delta}
         return self
 

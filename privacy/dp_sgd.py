@@ -24,6 +24,7 @@ knows nothing about backends, only modules and a loss with one value per row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from opacus.optimizers import DPOptimizer
@@ -137,6 +138,10 @@ class DPSGDStep:
     def param_groups(self) -> list[dict]:
         return self.optimizer.param_groups
 
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return self.per_sample.params
+
     def step(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Clip, sum, noise and apply the gradients of the rows in ``inputs``.
 
@@ -164,3 +169,110 @@ class DPSGDStep:
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.original_optimizer.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------- ghost clipping
+@dataclass
+class Tap:
+    """One parametrised map of a forward pass, seen from outside (for ghost clipping).
+
+    ``kind="linear"``: ``output = input @ W (+ b)`` with a weight used once per row
+    (batched per-column weights allowed: leading axes are summed over). ``kind=
+    "embedding"``: ``output`` rows are embedding rows looked up once each, every lookup
+    of one data row hitting a different embedding row. ``batch_dim`` is the data-row
+    axis of ``input`` / ``output``; ``bias`` says whether a bias is added to ``output``.
+    """
+
+    kind: str
+    output: torch.Tensor
+    input: torch.Tensor | None = None
+    batch_dim: int = 0
+    bias: bool = True
+
+
+def ghost_norms(taps: Sequence[Tap], grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-row gradient norms from the taps' inputs and output gradients, never
+    materialising a per-row gradient (Goodfellow 2015; Li et al. 2022 "ghost clipping").
+
+    For ``z = a W + b`` one row's weight gradient is ``a_r^T g_r`` (summed over any
+    leading axes handled separately), whose squared Frobenius norm is
+    ``|a_r|^2 |g_r|^2`` per leading index; the bias gradient is ``g_r``. An embedding
+    row's gradient is the output gradient of its lookup.
+    """
+    total = None
+    for tap, g in zip(taps, grads, strict=True):
+        g = g.movedim(tap.batch_dim, 0)
+        rows = g.shape[0]
+        if tap.kind == "linear":
+            assert tap.input is not None
+            a = tap.input.movedim(tap.batch_dim, 0)
+            # (rows, leading..., features): norms over the last axis, sum over leading axes
+            part = (a.square().sum(-1) * g.square().sum(-1)).reshape(rows, -1).sum(1)
+            if tap.bias:
+                part = part + g.square().sum(-1).reshape(rows, -1).sum(1)
+        elif tap.kind == "embedding":
+            part = g.reshape(rows, -1).square().sum(1)
+        else:  # pragma: no cover - a programming error
+            raise ValueError(f"unknown tap kind {tap.kind!r}")
+        total = part if total is None else total + part
+    assert total is not None, "ghost clipping needs at least one tap"
+    return total.sqrt()
+
+
+class GhostClippingStep:
+    """The same private step as ``DPSGDStep`` without per-row gradients in memory.
+
+    ``loss(*inputs)`` returns the per-row losses and the ``Tap`` list of its forward,
+    which must cover every trainable parameter exactly once. Per-row norms come from
+    ``ghost_norms``; the clipped sum is one backward of ``sum(c_r * loss_r)`` with the
+    clip factors ``c_r = min(1, C / (norm_r + 1e-6))`` (opacus' formula); the noise is
+    ``N(0, (noise_multiplier * C)^2)`` per coordinate and the sum is divided by the
+    expected batch size, as opacus' ``DPOptimizer`` does. ``tests/test_dp_sgd.py``
+    holds it equal to ``DPSGDStep`` (torch.func + opacus) without noise, and its noise
+    to the stated scale.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        loss: Callable[..., tuple[torch.Tensor, list[Tap]]],
+        optimizer: torch.optim.Optimizer,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        expected_batch_size: float,
+    ) -> None:
+        self.params = list(params)
+        self.loss = loss
+        self.optimizer = optimizer
+        self.noise_multiplier = float(noise_multiplier)
+        self.max_grad_norm = float(max_grad_norm)
+        self.expected_batch_size = float(expected_batch_size)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.optimizer.param_groups
+
+    def step(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for p in self.params:
+            p.grad = None
+        rows = inputs[0].shape[0]
+        if rows:
+            values, taps = self.loss(*inputs)
+            outputs = [t.output for t in taps]
+            grads = torch.autograd.grad(values.sum(), outputs, retain_graph=True)
+            norms = ghost_norms(taps, grads)
+            factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0).detach()
+            (values * factor).sum().backward()
+            mean = values.detach().mean()
+        else:
+            mean = torch.zeros(())
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            if std > 0:
+                grad = grad + torch.normal(0.0, std, size=p.shape, device=p.device, dtype=p.dtype)
+            p.grad = grad / self.expected_batch_size
+        self.optimizer.step()
+        for p in self.params:
+            p.grad = None
+        return mean

@@ -102,3 +102,55 @@ def test_poisson_indices_include_rows_independently():
     assert len(set(sizes)) > 5  # the batch size varies, as Poisson sampling does
     with pytest.raises(ConfigError):
         poisson_indices(10, 0.0, generator, torch.device("cpu"))
+
+
+def _tabular_ar_player():
+    import synthgen as sg
+    from privacy import DPConfig
+
+    df = sg.datasets.load("adult").sample(400, random_state=0).reset_index(drop=True)
+    model = sg.TabularAR(epochs=1, seed=0, progress=False, hidden_dim=16, dp=DPConfig(3.0))
+    model.fit(df)
+    rows = model.transformer_.encode(model.dp_release_.apply(df)).to(model.device_)[:48]
+    return model, model._players()[0], rows
+
+
+def test_ghost_norms_equal_the_norms_of_per_sample_gradients():
+    from privacy.dp_sgd import ghost_norms
+
+    model, player, rows = _tabular_ar_player()
+    ranks = model._ranks(len(rows))
+    taps: list = []
+    values = model._nll(rows, ranks, taps)
+    grads = torch.autograd.grad(values.sum(), [t.output for t in taps])
+    ghost = ghost_norms(taps, grads)
+    per_sample, _ = PerSampleGradients(player.modules, lambda r, k: model._nll(r, k))(rows, ranks)
+    exact = torch.sqrt(sum(g.reshape(len(rows), -1).square().sum(1) for g in per_sample))
+    torch.testing.assert_close(ghost, exact, rtol=1e-4, atol=1e-6)
+
+
+def test_ghost_clipping_step_equals_torch_func_plus_opacus_without_noise():
+    import copy
+
+    from privacy.dp_sgd import GhostClippingStep
+
+    model, player, rows = _tabular_ar_player()
+    ranks = model._ranks(len(rows))
+    twin = copy.deepcopy(model)
+    a = model.network_
+    per_sample = PerSampleGradients([a], lambda r, k: model._nll(r, k))
+    DPSGDStep(per_sample, torch.optim.SGD(per_sample.params, lr=0.5), 0.0, 0.7, 40.0).step(
+        rows, ranks
+    )
+
+    def loss(r, k):
+        taps: list = []
+        return twin._nll(r, k, taps), taps
+
+    b = twin.network_
+    params = list(b.parameters())
+    GhostClippingStep(params, loss, torch.optim.SGD(params, lr=0.5), 0.0, 0.7, 40.0).step(
+        rows, ranks
+    )
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa.detach(), pb.detach(), rtol=1e-4, atol=1e-6)

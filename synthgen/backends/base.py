@@ -436,7 +436,9 @@ class BaseGenerator:
         sigma = solve_noise_multiplier(
             training_epsilon, training_delta, sample_rate, planned, dp.accountant
         )
-        settings = DPSettings(sigma, float(dp.max_grad_norm), sample_rate * n)
+        settings = DPSettings(
+            sigma, float(dp.max_grad_norm), sample_rate * n, bool(self.accelerate)
+        )
         states = [PlayerState(p, epochs * steps * p.updates, None, settings) for p in players]
         accountant = Accountant(dp.accountant)
         self._accountant = accountant

@@ -34,6 +34,8 @@ class DPSettings:
     noise_multiplier: float
     max_grad_norm: float
     expected_batch_size: float
+    #: Use a player's exact accelerated DP path (ghost clipping) when it has one.
+    accelerated: bool = True
 
 
 class PlayerState:
@@ -48,7 +50,21 @@ class PlayerState:
     ) -> None:
         self.player = player
         self.dp_step = None
-        if dp is not None and player.private:
+        if dp is not None and player.private and dp.accelerated and player.dp_fast is not None:
+            from privacy.dp_sgd import GhostClippingStep
+
+            self.flat = None
+            params = player.parameters()
+            self.optimizer = player.optimizer.build(params, fused=True)
+            self.dp_step = GhostClippingStep(
+                params,
+                player.dp_fast,
+                self.optimizer,
+                dp.noise_multiplier,
+                dp.max_grad_norm,
+                dp.expected_batch_size,
+            )
+        elif dp is not None and player.private:
             from privacy.dp_sgd import DPSGDStep, PerSampleGradients
 
             loss = player.dp_loss or player.loss
@@ -138,7 +154,7 @@ class PlayerState:
         k = self.updates_done
         decay = min(float(player.ema_decay), (1 + k) / (10 + k))
         averaged = list(player.ema.parameters())
-        trained = self.flat.params if self.flat is not None else self.dp_step.per_sample.params
+        trained = self.flat.params if self.flat is not None else self.dp_step.params
         torch._foreach_lerp_(averaged, trained, 1.0 - decay)
 
     # ------------------------------------------------------------------ epochs

@@ -109,7 +109,10 @@ class Player:
     ``dp_loss`` (default ``loss``) on the tensors ``dp_inputs(batch)`` returns (default
     ``(batch,)``), one row at a time inside ``torch.func.vmap``: whatever must be
     computed for the whole batch first (a GAN's generated rows, which pass through a
-    batch norm) is done in ``dp_inputs``, outside the per-row transform.
+    batch norm) is done in ``dp_inputs``, outside the per-row transform. ``dp_fast``,
+    when given, is the accelerated DP path: the per-row losses of ``dp_inputs`` plus
+    the ``privacy.dp_sgd.Tap`` list of the forward, from which ghost clipping gets the
+    per-row gradient norms without per-row gradients (an exact equivalent).
     """
 
     name: str
@@ -126,6 +129,7 @@ class Player:
     private: bool = True
     dp_inputs: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None
     dp_loss: Callable[..., RowLoss] | None = None
+    dp_fast: Callable[..., tuple[torch.Tensor, list]] | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         """The player's parameters, each once, in module order."""

@@ -81,19 +81,44 @@ class MaskedColumnNetwork(nn.Module):
         """``(batch, n, embedding_dim)`` embeddings of each sub-column's token."""
         return self.embedding(tokens + self.offsets)
 
-    def _heads(self, context: torch.Tensor, columns: torch.Tensor | slice) -> torch.Tensor:
-        """Logits ``(k, batch, V)`` of heads ``columns`` from ``(k, batch, n*d)`` context."""
-        h = F.relu(torch.baddbmm(self.b1[columns], context, self.w1[columns]))
-        h = h + F.relu(torch.baddbmm(self.b2[columns], h, self.w2[columns]))
-        logits = torch.baddbmm(self.b3[columns], h, self.w3[columns])
-        return logits.masked_fill(self.pad[columns].unsqueeze(1), float("-inf"))
+    def _heads(
+        self, context: torch.Tensor, columns: torch.Tensor | slice, taps: list | None = None
+    ) -> torch.Tensor:
+        """Logits ``(k, batch, V)`` of heads ``columns`` from ``(k, batch, n*d)`` context.
 
-    def forward(self, tokens: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        """Logits ``(n, batch, V)``; ``visible[b, i, j]``: token j may inform token i."""
+        ``taps`` (a list) collects each linear map's input and pre-activation output,
+        for DP's ghost clipping (``privacy.dp_sgd.Tap``).
+        """
+        z1 = torch.baddbmm(self.b1[columns], context, self.w1[columns])
+        h1 = F.relu(z1)
+        z2 = torch.baddbmm(self.b2[columns], h1, self.w2[columns])
+        h2 = h1 + F.relu(z2)
+        z3 = torch.baddbmm(self.b3[columns], h2, self.w3[columns])
+        if taps is not None:
+            from privacy.dp_sgd import Tap
+
+            taps += [
+                Tap("linear", z, a, batch_dim=1) for a, z in ((context, z1), (h1, z2), (h2, z3))
+            ]
+        return z3.masked_fill(self.pad[columns].unsqueeze(1), float("-inf"))
+
+    def forward(
+        self, tokens: torch.Tensor, visible: torch.Tensor, taps: list | None = None
+    ) -> torch.Tensor:
+        """Logits ``(n, batch, V)``; ``visible[b, i, j]``: token j may inform token i.
+
+        Every sub-column's token has its own rows in the embedding table (``offsets``),
+        so one data row never looks up one embedding row twice (what the embedding tap
+        of ghost clipping assumes).
+        """
         emb = self.embed(tokens)  # (B, n, d)
+        if taps is not None:
+            from privacy.dp_sgd import Tap
+
+            taps.append(Tap("embedding", emb, batch_dim=0, bias=False))
         context = emb.unsqueeze(1) * visible.unsqueeze(-1).to(emb.dtype)  # (B, n, n, d)
         context = context.reshape(tokens.shape[0], self.n, -1).transpose(0, 1)
-        return self._heads(context, slice(None))
+        return self._heads(context, slice(None), taps)
 
     def column_logits(self, emb: torch.Tensor, known: torch.Tensor, column: int) -> torch.Tensor:
         """Logits of one sub-column given the embeddings of the ``known`` sub-columns."""
@@ -213,6 +238,7 @@ class TabularAR(BaseGenerator):
                     "adamw", self.learning_rate, weight_decay=self.weight_decay
                 ),
                 loss=self._row_loss,
+                dp_fast=self._row_loss_taps,
                 schedule=Plateau(factor=0.5, patience=0),
             )
         ]
@@ -232,10 +258,12 @@ class TabularAR(BaseGenerator):
         column_rank = torch.where(flexible, shuffled, canonical)
         return column_rank[:, self.sub_column_of_] * 2 + self.within_
 
-    def _nll(self, tokens: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    def _nll(
+        self, tokens: torch.Tensor, ranks: torch.Tensor, taps: list | None = None
+    ) -> torch.Tensor:
         """Per-row negative log-likelihood under the orders ``ranks``."""
         visible = ranks.unsqueeze(2) > ranks.unsqueeze(1)  # (B, target i, source j)
-        logits = self.network_(tokens, visible)  # (n, B, V)
+        logits = self.network_(tokens, visible, taps)  # (n, B, V)
         log_probs = torch.log_softmax(logits, dim=-1)
         picked = log_probs.gather(-1, tokens.t().unsqueeze(-1)).squeeze(-1)  # (n, B)
         return -picked.sum(dim=0)
@@ -243,6 +271,11 @@ class TabularAR(BaseGenerator):
     def _row_loss(self, batch: torch.Tensor) -> RowLoss:
         """Each row's negative log-likelihood, a share of rows in a random column order."""
         return RowLoss(self._nll(batch, self._ranks(batch.shape[0])))
+
+    def _row_loss_taps(self, batch: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """The same loss and the taps of its forward (DP's ghost clipping path)."""
+        taps: list = []
+        return self._nll(batch, self._ranks(batch.shape[0]), taps), taps
 
     def _validation_loss(self, data: torch.Tensor) -> float:
         """Held-out NLL in the table's own order (the order sampling uses)."""
