@@ -24,13 +24,13 @@ knows nothing about backends, only modules and a loss with one value per row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from privacy.taps import Tap, check_coverage, ghost_norms
 from synthgen.core.errors import ConfigError
 
 #: Memory the per-sample gradients of one chunk may take (bytes): chunks are sized so
@@ -172,53 +172,6 @@ class DPSGDStep:
 
 
 # ---------------------------------------------------------------------- ghost clipping
-@dataclass
-class Tap:
-    """One parametrised map of a forward pass, seen from outside (for ghost clipping).
-
-    ``kind="linear"``: ``output = input @ W (+ b)`` with a weight used once per row
-    (batched per-column weights allowed: leading axes are summed over). ``kind=
-    "embedding"``: ``output`` rows are embedding rows looked up once each, every lookup
-    of one data row hitting a different embedding row. ``batch_dim`` is the data-row
-    axis of ``input`` / ``output``; ``bias`` says whether a bias is added to ``output``.
-    """
-
-    kind: str
-    output: torch.Tensor
-    input: torch.Tensor | None = None
-    batch_dim: int = 0
-    bias: bool = True
-
-
-def ghost_norms(taps: Sequence[Tap], grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-row gradient norms from the taps' inputs and output gradients, never
-    materialising a per-row gradient (Goodfellow 2015; Li et al. 2022 "ghost clipping").
-
-    For ``z = a W + b`` one row's weight gradient is ``a_r^T g_r`` (summed over any
-    leading axes handled separately), whose squared Frobenius norm is
-    ``|a_r|^2 |g_r|^2`` per leading index; the bias gradient is ``g_r``. An embedding
-    row's gradient is the output gradient of its lookup.
-    """
-    total = None
-    for tap, g in zip(taps, grads, strict=True):
-        g = g.movedim(tap.batch_dim, 0)
-        rows = g.shape[0]
-        if tap.kind == "linear":
-            assert tap.input is not None
-            a = tap.input.movedim(tap.batch_dim, 0)
-            # (rows, leading..., features): norms over the last axis, sum over leading axes
-            part = (a.square().sum(-1) * g.square().sum(-1)).reshape(rows, -1).sum(1)
-            if tap.bias:
-                part = part + g.square().sum(-1).reshape(rows, -1).sum(1)
-        elif tap.kind == "embedding":
-            part = g.reshape(rows, -1).square().sum(1)
-        else:  # pragma: no cover - a programming error
-            raise ValueError(f"unknown tap kind {tap.kind!r}")
-        total = part if total is None else total + part
-    assert total is not None, "ghost clipping needs at least one tap"
-    return total.sqrt()
-
-
 class GhostClippingStep:
     """The same private step as ``DPSGDStep`` without per-row gradients in memory.
 
@@ -247,6 +200,7 @@ class GhostClippingStep:
         self.noise_multiplier = float(noise_multiplier)
         self.max_grad_norm = float(max_grad_norm)
         self.expected_batch_size = float(expected_batch_size)
+        self._checked = False
 
     @property
     def param_groups(self) -> list[dict]:
@@ -258,6 +212,9 @@ class GhostClippingStep:
         rows = inputs[0].shape[0]
         if rows:
             values, taps = self.loss(*inputs)
+            if not self._checked:
+                check_coverage(taps, self.params)
+                self._checked = True
             outputs = [t.output for t in taps]
             grads = torch.autograd.grad(values.sum(), outputs, retain_graph=True)
             norms = ghost_norms(taps, grads)

@@ -154,3 +154,108 @@ def test_ghost_clipping_step_equals_torch_func_plus_opacus_without_noise():
     )
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.detach(), pb.detach(), rtol=1e-4, atol=1e-6)
+
+
+class _Denoiser(nn.Module):
+    """Linear + embedding layers as TabDDPM's denoiser uses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.label = nn.Embedding(4, 6)
+        self.body = nn.Sequential(nn.Linear(6, 8), nn.SiLU(), nn.Linear(8, 6))
+        self.head = nn.Linear(6, 2, bias=False)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x + self.label(y))).square().sum(dim=1)
+
+
+def test_collected_taps_give_the_per_sample_norms_of_linear_and_embedding_layers():
+    from privacy.taps import collect_taps, ghost_norms
+
+    net = _Denoiser()
+    x, y = torch.randn(9, 6), torch.randint(0, 4, (9,))
+    with collect_taps([net]) as taps:
+        values = net(x, y)
+    grads = torch.autograd.grad(values.sum(), [t.output for t in taps])
+    per_sample, _ = PerSampleGradients([net], net)(x, y)
+    exact = torch.sqrt(sum(g.reshape(9, -1).square().sum(1) for g in per_sample))
+    torch.testing.assert_close(ghost_norms(taps, grads), exact, rtol=1e-4, atol=1e-6)
+
+
+def test_tvae_ghost_step_equals_torch_func_plus_opacus_without_noise():
+    import copy
+
+    import synthgen as sg
+    from privacy import DPConfig
+    from privacy.dp_sgd import GhostClippingStep
+    from privacy.taps import tapped_loss
+
+    df = sg.datasets.load("adult").sample(300, random_state=0).reset_index(drop=True)
+    model = sg.TVAE(epochs=1, seed=0, progress=False, compress_dims=(16,), decompress_dims=(16,))
+    model.set_params(dp=DPConfig(3.0)).fit(df)
+    rows = model.transformer_.encode(model.dp_release_.apply(df))[:32]
+    noise = torch.randn(len(rows), model.embedding_dim)
+    twin = copy.deepcopy(model)
+
+    def elbo(m):
+        def loss(x, e):
+            reconstruction, kl = m._negative_elbo(x, True, e)
+            return m.loss_factor * reconstruction + kl
+
+        return loss
+
+    modules = [model.encoder_, model.decoder_]
+    per_sample = PerSampleGradients(modules, elbo(model))
+    DPSGDStep(per_sample, torch.optim.SGD(per_sample.params, lr=0.3), 0.0, 0.8, 20.0).step(
+        rows, noise
+    )
+    twins = [twin.encoder_, twin.decoder_]
+    params = [p for m in twins for p in m.parameters()]
+    step = GhostClippingStep(
+        params, tapped_loss(twins, elbo(twin)), torch.optim.SGD(params, lr=0.3), 0.0, 0.8, 20.0
+    )
+    step.step(rows, noise)
+    for a, b in zip(per_sample.params, params, strict=True):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_ghost_clipping_refuses_taps_that_miss_a_parameter_or_share_a_weight():
+    from privacy.dp_sgd import GhostClippingStep
+    from privacy.taps import collect_taps, tapped_loss
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    params = list(net.parameters())
+    step = GhostClippingStep(
+        params,
+        tapped_loss([net], lambda x: net(x).sum(1)),
+        torch.optim.SGD(params, lr=0.1),
+        1.0,
+        1.0,
+        4.0,
+    )
+    with pytest.raises(RuntimeError, match="cover 2 of 4"):
+        step.step(torch.randn(5, 4))
+    shared = nn.Linear(4, 4)
+    with pytest.raises(RuntimeError, match="2-D"), collect_taps([shared]):
+        shared(torch.randn(2, 3, 4))
+
+
+def test_ghost_noise_has_the_multiplier_times_the_clip_over_the_expected_batch():
+    from privacy.dp_sgd import GhostClippingStep
+    from privacy.taps import tapped_loss
+
+    net = nn.Linear(300, 40, bias=False)
+    nn.init.zeros_(net.weight)
+    params = list(net.parameters())
+    step = GhostClippingStep(
+        params,
+        tapped_loss([net], lambda x: net(x).sum(1) * 0),
+        torch.optim.SGD(params, lr=1.0),
+        2.0,
+        0.5,
+        10.0,
+    )
+    torch.manual_seed(2)
+    step.step(torch.randn(3, 300))
+    assert float(net.weight.detach().std()) == pytest.approx(0.1, rel=0.05)

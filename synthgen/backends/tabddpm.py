@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import torch
 
+from privacy.taps import tapped_loss
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.params import check_float, check_int, check_widths
 from synthgen.backends.players import LinearDecay, OptimizerSpec, Player, RowLoss
@@ -212,6 +213,7 @@ class TabDDPM(BaseGenerator):
                     "adamw", self.learning_rate, weight_decay=self.weight_decay
                 ),
                 loss=self._row_loss,
+                dp_fast=tapped_loss([self.denoiser_], lambda batch: self._row_loss(batch).rows),
                 schedule=LinearDecay(),
                 ema=self.ema_,
                 ema_decay=float(self.ema_decay),

@@ -95,11 +95,11 @@ class MaskedColumnNetwork(nn.Module):
         h2 = h1 + F.relu(z2)
         z3 = torch.baddbmm(self.b3[columns], h2, self.w3[columns])
         if taps is not None:
-            from privacy.dp_sgd import Tap
+            from privacy.taps import Tap
 
-            taps += [
-                Tap("linear", z, a, batch_dim=1) for a, z in ((context, z1), (h1, z2), (h2, z3))
-            ]
+            maps = ((context, z1, self.w1, self.b1), (h1, z2, self.w2, self.b2))
+            maps += ((h2, z3, self.w3, self.b3),)
+            taps += [Tap("linear", z, a, batch_dim=1, params=(w, b)) for a, z, w, b in maps]
         return z3.masked_fill(self.pad[columns].unsqueeze(1), float("-inf"))
 
     def forward(
@@ -113,9 +113,11 @@ class MaskedColumnNetwork(nn.Module):
         """
         emb = self.embed(tokens)  # (B, n, d)
         if taps is not None:
-            from privacy.dp_sgd import Tap
+            from privacy.taps import Tap
 
-            taps.append(Tap("embedding", emb, batch_dim=0, bias=False))
+            taps.append(
+                Tap("embedding", emb, batch_dim=0, bias=False, params=(self.embedding.weight,))
+            )
         context = emb.unsqueeze(1) * visible.unsqueeze(-1).to(emb.dtype)  # (B, n, n, d)
         context = context.reshape(tokens.shape[0], self.n, -1).transpose(0, 1)
         return self._heads(context, slice(None), taps)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from privacy.taps import Tap, active_taps, tapped_loss
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.params import check_choice, check_float, check_int, check_widths
 from synthgen.backends.players import FastLoss, OptimizerSpec, Player, RowLoss
@@ -62,6 +63,10 @@ class GaussianOutput(nn.Module):
     def forward(self, pre_tanh: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-row negative log-likelihood (up to a constant) of ``target``."""
         sigma = self.sigma
+        taps = active_taps()
+        if taps is not None:  # DP ghost clipping: one copy per row, so its gradient is per row
+            sigma = sigma.expand(pre_tanh.shape[0], -1)
+            taps.append(Tap("embedding", sigma, bias=False, params=(self.sigma,)))
         squared = (target - torch.tanh(pre_tanh)) ** 2
         return (squared / (2 * sigma**2) + torch.log(sigma)).sum(dim=1)
 
@@ -175,6 +180,9 @@ class TVAE(BaseGenerator):
                 loss=self._row_loss,
                 fast=self._fused_loss if self.heads_.complete else None,
                 after_step=self.decoder_.gaussian.clamp_,
+                dp_fast=tapped_loss(
+                    [self.encoder_, self.decoder_], lambda batch: self._row_loss(batch).rows
+                ),
             )
         ]
 
