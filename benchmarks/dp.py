@@ -37,10 +37,10 @@ from benchmarks.metrics import quality_scores, utility_scores
 
 #: DP settings per backend (epochs are fixed under DP: no early stopping).
 BACKEND_OPTIONS: dict[str, dict[str, Any]] = {
-    "tabular_ar": {"epochs": 10, "batch_size": 512},
+    "tabular_ar": {"epochs": 20, "batch_size": 2048},
     "tvae": {"epochs": 30, "batch_size": 500},
-    "ctgan": {"epochs": 30, "batch_size": 500, "pac": 1},
-    "tabddpm": {"steps": 2000, "batch_size": 1024},
+    "ctgan": {"epochs": 10, "batch_size": 500, "pac": 1},
+    "tabddpm": {"steps": 1000, "batch_size": 1024},
 }
 CLASSES = {"tabular_ar": "TabularAR", "tvae": "TVAE", "ctgan": "CTGAN", "tabddpm": "TabDDPM"}
 

@@ -73,7 +73,7 @@ RANGE_BETA = 0.05
 RANGE_FAR_BETA = 1e-3
 RANGE_REACH = 16
 DEFAULT_BINS = 32
-DEFAULT_INTEGER_BINS = 64
+DEFAULT_INTEGER_BINS = 128
 #: Datetimes and durations are int64 nanoseconds: bounds beyond +-9.2e9 s cannot be
 #: represented, so their candidates stop there (a public restriction of the grid).
 _MAX_TIME_SECONDS = 9.2e9
@@ -848,18 +848,30 @@ def _settle_bounds(
 
 
 def _edges(low: float, high: float, integer: bool, bins: int, integer_bins: int) -> np.ndarray:
+    """Bin edges over ``[low, high]``; a repeated edge is a zero-width bin, an *atom*.
+
+    Equal-width bins get atoms at both bounds and at 0 when it lies inside: real columns
+    pile up exactly there (92% of Adult's capital-gain is 0; clipping piles the tail on
+    a bound), and a bin drawn uniformly would smear such a pile into a ramp. The atoms
+    are placed by public rules and the released bounds, so they cost nothing.
+    """
     if integer:
         lo, hi = math.ceil(low), math.floor(high)
         if lo <= hi and hi - lo + 1 <= integer_bins:
             return np.arange(lo, hi + 2, dtype=np.float64) - 0.5
     if low == high:
         return np.array([low, high], dtype=np.float64)
-    return np.linspace(low, high, bins + 1)
+    edges = np.linspace(low, high, bins + 1)
+    atoms = [low, high] + ([0.0] if low < 0.0 < high else [])
+    return np.sort(np.concatenate([edges, atoms]))
 
 
 def _bin_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Rows per bin; a value equal to an atom counts in the atom (each row in one bin)."""
     n_bins = len(edges) - 1
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n_bins - 1)
+    for k in np.flatnonzero(np.diff(edges) == 0):
+        index[x == edges[k]] = k
     return np.bincount(index, minlength=n_bins).astype(np.float64)
 
 

@@ -767,3 +767,17 @@ def test_a_fixed_seed_reproduces_the_release():
         first.pseudo_frame(100, np.random.default_rng(0)),
         again.pseudo_frame(100, np.random.default_rng(0)),
     )
+
+
+def test_piles_at_zero_and_at_the_bounds_stay_exact_in_the_pseudo_frame():
+    import synthgen as sg
+
+    rng = np.random.default_rng(0)
+    gain = np.where(rng.random(20_000) < 0.9, 0.0, rng.uniform(100, 5000, 20_000))
+    df = pd.DataFrame({"gain": gain})
+    schema = sg.Schema.infer(df)
+    release = release_statistics(df, schema, 5.0, 1e-6, np.random.default_rng(1))
+    pseudo = release.pseudo_frame(20_000, np.random.default_rng(2))
+    assert (pseudo["gain"] == 0).mean() == pytest.approx(0.9, abs=0.02)
+    edges = release.columns["gain"].edges
+    assert (np.diff(edges) == 0).sum() >= 1  # at least the atom at 0 (the low bound)
