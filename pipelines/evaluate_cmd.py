@@ -58,6 +58,12 @@ def register(app: typer.Typer) -> None:
         augmentation: bool = typer.Option(
             False, "--augmentation", help="Also score real+synthetic training"
         ),
+        model: Path | None = typer.Option(
+            None,
+            "--model",
+            help="Model file that generated --synthetic: a DP model's privacy receipt "
+            "fills the report's DP section (dp.epsilon, dp.delta)",
+        ),
     ) -> None:
         """Score a synthetic table (fidelity, detection, utility, FID, bias, privacy)."""
         from evaluation import evaluate
@@ -71,6 +77,11 @@ def register(app: typer.Typer) -> None:
             real_df = read_table(real, "--real", nas)
             syn_df = read_table(synthetic, "--synthetic", nas)
             hold_df = read_table(holdout, "--holdout", nas) if holdout is not None else None
+            dp = None
+            if model is not None:
+                from synthgen import load_model
+
+                dp = load_model(str(model)).privacy_spent
             report = evaluate(
                 real_df,
                 syn_df,
@@ -80,6 +91,7 @@ def register(app: typer.Typer) -> None:
                 metrics=metrics,
                 seed=seed,
                 utility_augmentation=augmentation,
+                dp=dp,
             )
             if suffix == ".json":
                 report.to_json(out)
@@ -94,6 +106,8 @@ def register(app: typer.Typer) -> None:
             "fid.tabular",
             "privacy.dcr_share",
             "privacy.mia_auc",
+            "dp.epsilon",
+            "dp.delta",
         )
         for name in shown:
             if name in report.scores:

@@ -182,6 +182,12 @@ def test_cli_fit_with_epsilon_prints_and_saves_the_receipt(tmp_path, adult):
     assert spent is not None and spent.epsilon <= 2.0
     result = runner.invoke(app, ["fit", str(data), "--delta", "1e-6", "--out", str(model_path)])
     assert result.exit_code == 2 and "--epsilon" in result.output
+    syn, report = tmp_path / "syn.csv", tmp_path / "report.json"
+    sg.load_model(str(model_path)).sample(300, seed=0).to_csv(syn, index=False)
+    args = ["evaluate", "--real", str(data), "--synthetic", str(syn), "--metrics", "fidelity"]
+    result = runner.invoke(app, [*args, "--model", str(model_path), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    assert f"dp.epsilon: {spent.epsilon:.4f}" in result.output
 
 
 def test_canary_audit_of_a_dp_model_stays_below_the_claim_and_reaches_the_report(adult):
@@ -213,3 +219,25 @@ def test_canary_audit_of_a_dp_model_stays_below_the_claim_and_reaches_the_report
     assert report.scores["dp.epsilon"] == model.privacy_spent.epsilon
     assert report.scores["dp.audit_epsilon_lower_bound"] == audit.epsilon_lower_bound
     assert "training_epsilon" in set(report.details["dp.accounting"]["field"])
+
+
+def test_under_dp_a_plateau_schedule_is_off_and_the_rate_constant():
+    from torch import nn
+
+    from synthgen.backends.optimization import DPSettings, PlayerState
+    from synthgen.backends.players import OptimizerSpec, Plateau, Player, RowLoss
+
+    net = nn.Linear(3, 1)
+    player = Player(
+        name="p",
+        modules=[net],
+        optimizer=OptimizerSpec("adam", 0.1),
+        loss=lambda batch: RowLoss(net(batch).squeeze(1)),
+        schedule=Plateau(),
+    )
+    state = PlayerState(player, 4, None, DPSettings(1.0, 1.0, 8.0))
+    assert state.plateau is None and not state.linear_decay
+    for _ in range(3):
+        state.update(torch.randn(8, 3), False, 0.0)
+        state.end_epoch(123.0)
+    assert state.optimizer.param_groups[0]["lr"] == 0.1

@@ -495,6 +495,7 @@ class BaseGenerator:
             raise RuntimeError(f"DP accounting overshot the target: {spent}")
         self.privacy_spent_ = spent
         self.dp_release_ = private.release
+        log.notes.extend(f"dp accountant: {note}" for note in spent.notes)
         return self
 
     def _train_step(
