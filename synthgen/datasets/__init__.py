@@ -42,4 +42,72 @@ def load(name: str) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["load", "names", "target_of"]
+#: Category lists published in a dataset's documentation (UCI's ``adult.names``): public
+#: knowledge, so differentially private training may use them at no privacy cost.
+#: Columns whose documentation marks unknown values ("?") are nullable.
+_PUBLIC_CATEGORIES: dict[str, dict[str, tuple[list[str], bool]]] = {
+    "adult": {
+        "workclass": (
+            "Private Self-emp-not-inc Self-emp-inc Federal-gov Local-gov State-gov "
+            "Without-pay Never-worked".split(),
+            True,
+        ),
+        "education": (
+            "Bachelors Some-college 11th HS-grad Prof-school Assoc-acdm Assoc-voc 9th "
+            "7th-8th 12th Masters 1st-4th 10th Doctorate 5th-6th Preschool".split(),
+            False,
+        ),
+        "marital-status": (
+            "Married-civ-spouse Divorced Never-married Separated Widowed "
+            "Married-spouse-absent Married-AF-spouse".split(),
+            False,
+        ),
+        "occupation": (
+            "Tech-support Craft-repair Other-service Sales Exec-managerial Prof-specialty "
+            "Handlers-cleaners Machine-op-inspct Adm-clerical Farming-fishing "
+            "Transport-moving Priv-house-serv Protective-serv Armed-Forces".split(),
+            True,
+        ),
+        "relationship": (
+            "Wife Own-child Husband Not-in-family Other-relative Unmarried".split(),
+            False,
+        ),
+        "race": ("White Asian-Pac-Islander Amer-Indian-Eskimo Other Black".split(), False),
+        "sex": (["Female", "Male"], False),
+        "native-country": (
+            "United-States Cambodia England Puerto-Rico Canada Germany "
+            "Outlying-US(Guam-USVI-etc) India Japan Greece South China Cuba Iran Honduras "
+            "Philippines Italy Poland Jamaica Vietnam Mexico Portugal Ireland France "
+            "Dominican-Republic Laos Ecuador Taiwan Haiti Columbia Hungary Guatemala "
+            "Nicaragua Scotland Thailand Yugoslavia El-Salvador Trinadad&Tobago Peru Hong "
+            "Holand-Netherlands".split(),
+            True,
+        ),
+        "income": ([">50K", "<=50K"], False),
+    },
+}
+
+
+def public_schema(name: str, frame: pd.DataFrame | None = None):
+    """The schema of a bundled dataset with its documented category lists marked public.
+
+    Kinds and dtypes come from ``frame`` (default: the bundled table), the category
+    lists from the dataset's documentation, never from the rows; numeric bounds are left
+    to the DP release. Pass it to a ``dp=`` fit: documented categories cost no privacy
+    budget and rare ones are not lost to DP category discovery.
+    """
+    from synthgen.schema import Schema
+
+    _spec(name)
+    frame = load(name) if frame is None else frame
+    schema = Schema.infer(frame)
+    for column, (categories, nullable) in _PUBLIC_CATEGORIES.get(name, {}).items():
+        if column in schema.names:
+            spec = schema[column]
+            spec.categories = sorted(categories)
+            spec.nullable = nullable
+            spec.public = True
+    return schema
+
+
+__all__ = ["load", "names", "public_schema", "target_of"]
