@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "solve_noise_multiplier": "privacy.accounting",
     "planned_epsilon": "privacy.accounting",
     "PREPROCESSING_SHARE": "privacy.accounting",
+    "PREPROCESSING_CAP": "privacy.accounting",
     # the ledger's arithmetic
     "PrivacyBudget": "privacy.budget",
     "Charge": "privacy.budget",

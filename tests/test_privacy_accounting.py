@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 import privacy.accounting as accounting
 from privacy.accounting import (
+    PREPROCESSING_CAP,
     PREPROCESSING_SHARE,
     Accountant,
     DPConfig,
@@ -135,9 +136,11 @@ def test_resolve_delta_default_given_and_refused():
 
 
 def test_preprocessing_budget_and_delta_share():
-    assert PREPROCESSING_SHARE == 0.1
+    assert (PREPROCESSING_SHARE, PREPROCESSING_CAP) == (0.5, 1.0)
+    assert DPConfig(1.0).preprocessing_budget(True) == pytest.approx(0.5)
+    assert DPConfig(10.0).preprocessing_budget(True) == pytest.approx(1.0)
     cfg = DPConfig(2.0)
-    assert cfg.preprocessing_budget(True) == pytest.approx(0.2)
+    assert cfg.preprocessing_budget(True) == pytest.approx(1.0)
     assert cfg.preprocessing_budget(False) == 0.0
     assert DPConfig(2.0, preprocessing_epsilon=0.5).preprocessing_budget(False) == 0.5
     assert cfg.preprocessing_delta(1e-6, True) == pytest.approx(1e-7)

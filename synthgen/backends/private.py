@@ -156,9 +156,9 @@ def prepare_private(df: pd.DataFrame, schema: Schema, dp: Any, seed: int) -> Pri
     needing = columns_needing_release(base)
     epsilon_p = dp.preprocessing_budget(bool(needing))
     discovering = [s.name for s in base if s.name in needing and s.kind == CATEGORICAL]
-    from privacy.accounting import PREPROCESSING_SHARE
+    from privacy.accounting import PREPROCESSING_DELTA_SHARE
 
-    delta_p = PREPROCESSING_SHARE * delta if discovering else 0.0
+    delta_p = PREPROCESSING_DELTA_SHARE * delta if discovering and epsilon_p > 0 else 0.0
     release = release_statistics(df, base, epsilon_p, delta_p, rng)
     fitted = release_schema(base, release)
     frame = release.apply(df)
