@@ -350,8 +350,7 @@ class BaseGenerator:
         ):
             for epoch in range(start_epoch, epochs):
                 with timer() as epoch_time:
-                    for module in self._modules().values():
-                        module.train()
+                    self._set_training(True)
                     order = torch.randperm(n, generator=generator, device=device)
                     totals: dict[str, torch.Tensor] = {}
                     for step in range(steps):
@@ -362,8 +361,7 @@ class BaseGenerator:
                         self.step_ += 1
                     epoch_losses = {k: float(v) / steps for k, v in totals.items()}
                     if valid is not None:
-                        for module in self._modules().values():
-                            module.eval()
+                        self._set_training(False)
                         with torch.no_grad():
                             epoch_losses["val_loss"] = self._validation_loss(valid)
                 log.record(epoch + 1, epoch_time[0], **epoch_losses)
@@ -385,8 +383,7 @@ class BaseGenerator:
         if stopper is not None and best_state is not None:
             self._load_weights(best_state)
             log.best_epoch = stopper.best_epoch
-        for module in self._modules().values():
-            module.eval()
+        self._set_training(False)
         log.training_seconds = fit_time[0]
         return self
 
@@ -457,8 +454,7 @@ class BaseGenerator:
         ):
             for epoch in range(start_epoch, epochs):
                 with timer() as epoch_time:
-                    for module in self._modules().values():
-                        module.train()
+                    self._set_training(True)
                     for _ in range(steps):
                         fraction = self._time_fraction()
                         for state in states:
@@ -477,8 +473,7 @@ class BaseGenerator:
                 if self._budget is not None and self._time_fraction() >= 1.0:
                     log.stopped_early = True
                     break
-        for module in self._modules().values():
-            module.eval()
+        self._set_training(False)
         log.training_seconds = fit_time[0]
         spent = PrivacySpent.compose(
             preprocessing_epsilon=private.preprocessing_epsilon,
@@ -497,6 +492,11 @@ class BaseGenerator:
         self.dp_release_ = private.release
         log.notes.extend(f"dp accountant: {note}" for note in spent.notes)
         return self
+
+    def _set_training(self, training: bool) -> None:
+        """Every network in training mode (dropout, batch norm) or in inference mode."""
+        for module in self._modules().values():
+            module.train(training)
 
     def _train_step(
         self,
@@ -622,8 +622,7 @@ class BaseGenerator:
     def _generate_encoded(
         self, n: int, generator: torch.Generator, condition: dict[str, Any] | None = None
     ) -> torch.Tensor:
-        for module in self._modules().values():
-            module.eval()  # batch norm and dropout must be in inference mode when sampling
+        self._set_training(False)  # batch norm and dropout in inference mode
         chunks = []
         for start in range(0, n, SAMPLE_CHUNK):
             size = min(SAMPLE_CHUNK, n - start)
