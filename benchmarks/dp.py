@@ -70,11 +70,13 @@ class Marginals:
     def fit(self, df: pd.DataFrame, schema: Any = None):
         import synthgen as sg
         from privacy.preprocessing import release_statistics
-        from synthgen.backends.private import _input_schema
+        from synthgen.backends.private import release_input_schema
 
         schema = sg.Schema.infer(df) if schema is None else schema
         rng = np.random.default_rng(self.seed)
-        self.release_ = release_statistics(df, _input_schema(schema), self.epsilon, self.delta, rng)
+        self.release_ = release_statistics(
+            df, release_input_schema(schema), self.epsilon, self.delta, rng
+        )
         self.privacy_spent = {"epsilon": self.release_.epsilon, "delta": self.release_.delta}
         return self
 

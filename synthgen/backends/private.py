@@ -83,7 +83,7 @@ def _may_hold_nulls(spec: ColumnSpec) -> bool:
     return not (dtype.startswith(("int", "uint")) or dtype == "bool")
 
 
-def _input_schema(schema: Schema) -> Schema:
+def release_input_schema(schema: Schema) -> Schema:
     """The schema the release reads: data-derived nullability replaced by the dtype's."""
     specs = {}
     for spec in schema:
@@ -152,7 +152,7 @@ def prepare_private(df: pd.DataFrame, schema: Schema, dp: Any, seed: int) -> Pri
     rng = np.random.default_rng(seed)
     n = len(df)
     delta, source = dp.resolve_delta(n)
-    base = _input_schema(schema)
+    base = release_input_schema(schema)
     needing = columns_needing_release(base)
     epsilon_p = dp.preprocessing_budget(bool(needing))
     discovering = [s.name for s in base if s.name in needing and s.kind == CATEGORICAL]
