@@ -30,14 +30,12 @@ from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from privacy.taps import Tap, check_coverage, ghost_norms
+from privacy.taps import RowLossFn, Tap, check_coverage, ghost_norms
 from synthgen.core.errors import ConfigError
 
 #: Memory the per-sample gradients of one chunk may take (bytes): chunks are sized so
 #: that ``rows * parameters * 4`` stays below it.
 CHUNK_BYTES = 256 * 2**20
-
-RowLossFn = Callable[..., torch.Tensor]
 
 
 def poisson_indices(
