@@ -326,9 +326,10 @@ def _parse_counts(text: str, column: Any) -> dict[Any, int]:
 
 def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
-    from pipelines import evaluate_cmd
+    from pipelines import catalog_cmd, evaluate_cmd
 
     evaluate_cmd.register(app)
+    catalog_cmd.register(app)
 
 
 _register_commands()

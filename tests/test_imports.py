@@ -52,11 +52,18 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+#: Alembic runs the catalog's migration scripts with its own context (``env.py`` reads
+#: ``alembic.context.config``); they are scripts executed by Alembic, not modules.
+SCRIPT_FOLDERS = ("migrations",)
+
+
 def project_modules() -> dict[str, Path]:
     """Every module of the four packages (packages included) -> its file."""
     found: dict[str, Path] = {}
     for package in LAYERS:
         for path in sorted((ROOT / package).rglob("*.py")):
+            if any(part in SCRIPT_FOLDERS for part in path.relative_to(ROOT).parts):
+                continue
             found[_module_name(path)] = path
     return found
 
