@@ -155,7 +155,9 @@ def demo(
 @app.command()
 @friendly_errors
 def fit(
-    data: Path = typer.Argument(..., help="Training table (.csv or .parquet)."),
+    data: Path | None = typer.Argument(
+        None, help="Training table (.csv or .parquet); or --from a catalog dataset."
+    ),
     backend: str = typer.Option("tvae", help="Generator backend (tvae, ctgan, tabddpm, ...)."),
     out_path: Path = typer.Option(Path("model.synth"), "--out", help="Model file to write."),
     epochs: int | None = typer.Option(None, help="Training epochs (default: the backend's)."),
@@ -182,8 +184,19 @@ def fit(
     ),
     preprocessing_epsilon: float | None = typer.Option(
         None,
-        help="Share of --epsilon for DP column statistics (default: 10% when the schema "
-        "declares no public domain for some column, else 0).",
+        help="Share of --epsilon for DP column statistics (default: min(epsilon/2, 1) when "
+        "the schema declares no public domain for some column, else 0).",
+    ),
+    source: str | None = typer.Option(
+        None,
+        "--from",
+        help="Train on this catalog dataset (NAME or NAME@VERSION) and register the model; "
+        "with --epsilon its privacy budget is charged (refused before training if short).",
+    ),
+    catalog_url: str | None = typer.Option(
+        None,
+        "--catalog",
+        help="Catalog URL for --from (default SYNTHGEN_CATALOG_URL or ./synthgen.db)",
     ),
 ) -> None:
     """Learn a table and save the model (safe format: JSON + tensors, no pickle).
@@ -196,7 +209,12 @@ def fit(
     from synthgen.schema import Schema
 
     check_writable(out_path, what="model")  # before training: a failed save loses the model
-    frame = read_table(data)
+    if (data is None) == (source is None):
+        raise ConfigError(
+            "give the training table as DATA or a catalog dataset with --from, one of them"
+        )
+    if catalog_url is not None and source is None:
+        raise ConfigError("--catalog is only used with --from")
     if schema_path:
         check_input(schema_path, "schema file")
     schema = Schema.from_json(str(schema_path)) if schema_path else None
@@ -214,14 +232,39 @@ def fit(
             options["pac"] = 1  # DP-SGD clips per row: no packs of real rows
     model = _backend(backend)(**options, seed=seed, device=device)
     start = time.perf_counter()
-    model.fit(frame, schema=schema)
-    model.save(str(out_path))
+    if source is not None:
+        frame = _fit_from_catalog(model, source, catalog_url, schema, out_path)
+    else:
+        frame = read_table(data)
+        model.fit(frame, schema=schema)
+        model.save(str(out_path))
     out.print(
         f"fitted {backend} on {len(frame):,} rows x {frame.shape[1]} columns in "
         f"{time.perf_counter() - start:.1f}s -> {out_path}"
     )
     if model.privacy_spent is not None:
         out.print(f"differential privacy: {model.privacy_spent}")
+
+
+def _fit_from_catalog(model: Any, source: str, url: str | None, schema: Any, out_path: Path):
+    """Fit on a catalog dataset and register the model (DP: charged to the source's budget)."""
+    from pipelines.catalog import Catalog, parse_ref
+
+    name, _ = parse_ref(source)
+    with Catalog(url) as catalog:
+        frame = catalog.read(source)
+        if model.dp is not None:
+            model_id = catalog.train_private(
+                name, model, frame, model_path=str(out_path), schema=schema
+            )
+            left = catalog.budget(name)["remaining_epsilon"]
+            out.print(f"catalog: model #{model_id}, charged to {name}; epsilon left {left:.4g}")
+        else:
+            model.fit(frame, schema=schema)
+            model.save(str(out_path))
+            model_id = catalog.record_model(model, source=source, model_path=out_path)
+            out.print(f"catalog: model #{model_id} trained on {catalog.get(source).ref}")
+    return frame
 
 
 @app.command()
