@@ -95,7 +95,12 @@ def export_command(
     )
     if not success:
         failures = result.summary() if hasattr(result, "summary") else result.get("failures")
-        sys.stderr.write(f"error: validation failed, nothing exported: {failures}\n")
+        if isinstance(failures, list | tuple):
+            failures = "; ".join(
+                str(f.get("message", f) if isinstance(f, dict) else f) for f in failures
+            )
+        lines = [line.strip("- ").strip() for line in str(failures).splitlines() if line.strip()]
+        sys.stderr.write(f"error: validation failed, nothing exported: {'; '.join(lines)}\n")
         if as_json:
             _print_json({"exported": False, "validation": _as_dict(result)})
         return 1

@@ -369,9 +369,10 @@ def _parse_counts(text: str, column: Any) -> dict[Any, int]:
 
 def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
-    from pipelines import catalog_cmd, evaluate_cmd
+    from pipelines import catalog_cmd, evaluate_cmd, validate_cmd
 
     evaluate_cmd.register(app)
+    validate_cmd.register(app)
     catalog_cmd.register(app)
 
 

@@ -129,3 +129,24 @@ def test_gc_and_runs_json(env):
         "dry_run": False,
     }
     assert as_json(cli("catalog", "runs", "--json")) == []
+
+
+def test_export_with_suite_is_gated_by_great_expectations(env):
+    import synthgen as sg
+    from pipelines.validation import derive_suite, save_suite
+
+    real = pd.read_csv(env / "adult.csv")
+    save_suite(derive_suite(real, sg.Schema.infer(real)), env / "suite.json")
+    bad = pd.read_parquet(env / "syn.parquet").reset_index(drop=True)
+    bad.loc[0, "age"] = 500
+    bad.to_parquet(env / "bad.parquet")
+    result = cli("export", env / "bad.parquet", "--name", "s", "--suite", env / "suite.json")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "column 'age'" in line and "500" in line
+    assert as_json(cli("catalog", "list", "--json")) == []
+    result = cli("export", env / "syn.parquet", "--name", "s", "--suite", env / "suite.json",
+                 "--json")  # fmt: skip
+    assert as_json(result)["created"]
+    (validation,) = as_json(cli("catalog", "show", "s", "--json"))["validations"]
+    assert validation["success"] is True and validation["failures"] == []
