@@ -73,6 +73,10 @@ def test_export_versions_and_idempotence(catalog):
     assert [d.ref for d in catalog.list()] == ["adult@1", "adult@2"]
     assert [d.ref for d in catalog.list(all_versions=False)] == ["adult@2"]
     assert catalog.get("adult").version == 2 and catalog.get("adult@1").tags == ["real", "uci"]
+    # Identical content with a new validation result: no new version, the result is kept.
+    kept = catalog.export(frame(1), "adult", validation={"success": True, "failures": []})
+    assert not kept.created and kept.dataset.version == 2
+    assert [v["success"] for v in catalog.validations("adult@2")] == [True]
     # Same content under another name: a new dataset, one shared file.
     other = catalog.export(frame(0), "adult_copy")
     assert other.created and other.dataset.uri == first.dataset.uri

@@ -352,19 +352,28 @@ class Catalog(LedgerMixin):
         # Parents must exist before anything is written.
         with self.session() as session:
             parent_ids = [(self._find(session, e.ref).id, e.relation) for e in edges]
-            existing = self._by_digest(session, name, digest)
-            if existing is not None:
-                return ExportResult(DatasetInfo.of(existing), created=False)
-        stored = self.storage.put_table(encoded, digest)
+            known = self._by_digest(session, name, digest) is not None
+        # Identical content is not stored again, but a new report or validation is kept.
+        stored = None if known else self.storage.put_table(encoded, digest)
         report_files = self._store_report(report_row)
         profile = table_profile(data)
+
+        def attach(session: Session, dataset_id: int) -> None:
+            if report_row is not None:
+                session.add(m.Report(dataset_id=dataset_id, **report_row, **report_files))
+            if validation_row is not None:
+                session.add(m.Validation(dataset_id=dataset_id, **validation_row))
+
         for attempt in range(5):
             try:
                 with self.session() as session:
                     self._lock(session, f"dataset:{self.namespace}/{name}")
                     existing = self._by_digest(session, name, digest)
                     if existing is not None:
+                        attach(session, existing.id)
                         return ExportResult(DatasetInfo.of(existing), created=False)
+                    if stored is None:  # the identical version vanished meanwhile: store it
+                        stored = self.storage.put_table(encoded, digest)
                     latest = session.scalar(
                         select(func.max(m.Dataset.version)).where(
                             m.Dataset.namespace == self.namespace, m.Dataset.name == name
@@ -399,10 +408,7 @@ class Catalog(LedgerMixin):
                                 job_run_id=job_run_id,
                             )
                         )
-                    if report_row is not None:
-                        session.add(m.Report(dataset_id=row.id, **report_row, **report_files))
-                    if validation_row is not None:
-                        session.add(m.Validation(dataset_id=row.id, **validation_row))
+                    attach(session, row.id)
                     session.flush()
                     return ExportResult(DatasetInfo.of(row), created=True)
             except IntegrityError:
