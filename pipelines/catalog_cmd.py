@@ -341,9 +341,6 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
         out.print(table)
 
-    try:
-        from pipelines import serve
-    except ImportError:  # pragma: no cover - serve.py is optional while it is written
-        return
-    if hasattr(serve, "register"):
-        serve.register(catalog_app)
+    from pipelines.serve import register as register_serve
+
+    register_serve(catalog_app)
