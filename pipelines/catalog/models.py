@@ -219,3 +219,9 @@ class Charge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     budget: Mapped[Budget] = relationship(back_populates="charges")
+
+
+def catalog_tables_only(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic filter: only the catalog's own tables. Others in the same database (the
+    scheduler's ``apscheduler_jobs``) belong to their libraries and are never touched."""
+    return type_ != "table" or name in Base.metadata.tables
