@@ -369,9 +369,10 @@ def _parse_counts(text: str, column: Any) -> dict[Any, int]:
 
 def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
-    from pipelines import catalog_cmd, evaluate_cmd, validate_cmd
+    from pipelines import catalog_cmd, evaluate_cmd, run_cmd, validate_cmd
 
     evaluate_cmd.register(app)
+    run_cmd.register(app)
     validate_cmd.register(app)
     catalog_cmd.register(app)
 
@@ -381,3 +382,7 @@ _register_commands()
 
 def main() -> None:  # pragma: no cover - console entry point
     app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m pipelines.cli
+    main()

@@ -42,7 +42,7 @@ def catalog(catalog_url, tmp_path):
 
 def test_migrations_create_exactly_the_orm_tables(catalog):
     with catalog.engine.connect() as conn:
-        assert current_revision(conn) == "0001"
+        assert current_revision(conn) == "0002"
         context = MigrationContext.configure(conn, opts={"include_name": catalog_tables_only})
         assert compare_metadata(context, Base.metadata) == []
 
@@ -291,3 +291,26 @@ def test_fsspec_storage_root(tmp_path):
     pd.testing.assert_frame_equal(memory.read_table(stored.uri), frame())
     with pytest.raises(ConfigError, match="outside the catalog's storage root"):
         storage.path_of("/etc/passwd")
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(catalog_url, tmp_path):
+    from alembic import command
+
+    from pipelines.catalog.database import _alembic_config, open_engine
+
+    engine = open_engine(catalog_url, upgrade=False)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO models (backend, config, training_log, created_at) "
+                "VALUES ('TVAE', '{}', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    with Catalog(catalog_url, tmp_path / "store") as cat:  # upgrades on first use
+        with cat.engine.connect() as conn:
+            assert current_revision(conn) == "0002"
+            rows = conn.execute(text("SELECT backend, cache_key FROM models")).all()
+        assert [tuple(r) for r in rows] == [("TVAE", None)]

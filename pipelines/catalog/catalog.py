@@ -616,6 +616,7 @@ class Catalog(LedgerMixin):
         digest: str | None,
         source_id: int | None,
         job_run_id: int | None,
+        cache_key: str | None = None,
     ) -> m.Model:
         config = model.get_params() if hasattr(model, "get_params") else {}
         log = getattr(model, "training_log_", None)
@@ -630,6 +631,7 @@ class Catalog(LedgerMixin):
             digest=digest,
             source_id=source_id,
             job_run_id=job_run_id,
+            cache_key=cache_key,
         )
 
     def record_model(
@@ -639,6 +641,7 @@ class Catalog(LedgerMixin):
         source: str | None = None,
         model_path: str | os.PathLike | None = None,
         job_run_id: int | None = None,
+        cache_key: str | None = None,
     ) -> int:
         """Register a fitted model (not DP: DP models go through ``train_private``)."""
         if getattr(model, "privacy_spent", None) is not None:
@@ -650,11 +653,47 @@ class Catalog(LedgerMixin):
         with self.session() as session:
             source_id = self._find(session, source).id if source else None
             row = self._model_row(
-                model, uri=uri, digest=digest, source_id=source_id, job_run_id=job_run_id
+                model,
+                uri=uri,
+                digest=digest,
+                source_id=source_id,
+                job_run_id=job_run_id,
+                cache_key=cache_key,
             )
             session.add(row)
             session.flush()
             return row.id
+
+    def cached_model(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest model recorded with ``cache_key`` whose file is stored, if any."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(m.Model)
+                .where(m.Model.cache_key == cache_key, m.Model.uri.is_not(None))
+                .order_by(m.Model.id.desc())
+            ).all()
+            found = [self._model_dict(r) for r in rows]
+        for entry in found:
+            if self.storage.exists(entry["uri"]):
+                return entry
+        return None
+
+    def load_model(self, model_id: int) -> Any:
+        """A stored model, loaded through synthgen's safe model format."""
+        import tempfile
+
+        import synthgen as sg
+
+        with self.session() as session:
+            row = session.get(m.Model, int(model_id))
+            if row is None or not row.uri:
+                raise DataError(f"model {model_id} does not exist or has no stored file")
+            uri = row.uri
+        data = self.storage.read_bytes(uri)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "model.synth"
+            path.write_bytes(data)
+            return sg.load_model(str(path))
 
     # ------------------------------------------------------------------ job runs
     def start_run(self, name: str, spec: Mapping[str, Any] | None = None) -> int:

@@ -186,6 +186,7 @@ class LedgerMixin:
         *,
         model_path: str | os.PathLike | None = None,
         job_run_id: int | None = None,
+        cache_key: str | None = None,
     ) -> int:
         """Insert the model row and turn the reservation into its receipt, atomically."""
         spent = getattr(model, "privacy_spent", None)
@@ -212,6 +213,7 @@ class LedgerMixin:
                 digest=digest,
                 source_id=self._latest_id(session, charge.budget.name),
                 job_run_id=job_run_id or charge.job_run_id,
+                cache_key=cache_key,
             )
             session.add(row)
             session.flush()
@@ -241,6 +243,7 @@ class LedgerMixin:
         model_path: str | os.PathLike | None = None,
         label: str | None = None,
         job_run_id: int | None = None,
+        cache_key: str | None = None,
         **fit_kwargs: Any,
     ) -> int:
         """Fit a DP model on ``source`` (its latest version unless ``data`` is given),
@@ -270,7 +273,9 @@ class LedgerMixin:
         except BaseException as exc:
             self.fail_charge(charge_id, f"{type(exc).__name__}: {exc}"[:120])
             raise
-        return self.commit_charge(charge_id, model, model_path=model_path, job_run_id=job_run_id)
+        return self.commit_charge(
+            charge_id, model, model_path=model_path, job_run_id=job_run_id, cache_key=cache_key
+        )
 
 
 def parse_source(source: str) -> str:

@@ -152,6 +152,9 @@ class Model(Base):
     privacy_spent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: What the model was fitted from and with (source digest + config + seed): a job
+    #: with the same key reuses the model instead of training again.
+    cache_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
     job_run_id: Mapped[int | None] = mapped_column(ForeignKey("job_runs.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

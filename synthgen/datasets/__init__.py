@@ -14,6 +14,7 @@ from synthgen.errors import ConfigError
 #: name -> (file, read_csv options, target column)
 _DATASETS: dict[str, tuple[str, dict, str]] = {
     "adult": ("adult.csv.gz", {"skipinitialspace": True, "na_values": ["?"]}, "income"),
+    "credit_default": ("credit_default.csv.gz", {}, "default.payment.next.month"),
 }
 
 
