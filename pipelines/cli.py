@@ -134,22 +134,36 @@ def _training_options(
 @app.command()
 @friendly_errors
 def demo(
-    out_path: Path = typer.Option(Path("synthetic.csv"), "--out", help="Where to write the rows."),
-    epochs: int = typer.Option(
-        80, help="Training epochs (the demo is sized for ~1 min on 2 cores)."
+    out_path: Path | None = typer.Option(
+        Path("synthetic.csv"), "--out", help="Also write the exported table here."
     ),
-    rows: int = typer.Option(0, help="Rows to generate (0: as many as the training split)."),
-    seed: int = typer.Option(0, help="Seed for training and sampling."),
+    epochs: int | None = typer.Option(
+        None, help="Training epochs (default: TabularAR's, ~1 min on 2 cores)."
+    ),
+    rows: int = typer.Option(
+        0, help="Plain samples instead of augmentation (0: augment the minority class)."
+    ),
+    seed: int = typer.Option(0, help="Seed for the split, training and sampling."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    catalog_url: str | None = typer.Option(
+        None, "--catalog", help="Catalog URL (default SYNTHGEN_CATALOG_URL or ./synthgen.db)"
+    ),
 ) -> None:
-    """Fit TVAE on the bundled Adult data, sample, write a CSV and print its quality."""
+    """The main job on bundled data: fit, sample, validate, evaluate, gate, export."""
     from pipelines.demo import run_demo
     from pipelines.tables import check_writable
 
     _check_rows("--rows", rows, 0)
-    _check_rows("--epochs", epochs, 1)
-    check_writable(out_path)
-    run_demo(out_path, epochs=epochs, rows=rows, seed=seed, device=device, console=out)
+    if epochs is not None:
+        _check_rows("--epochs", epochs, 1)
+    if out_path is not None:
+        check_writable(out_path)
+    result = run_demo(
+        out_path, epochs=epochs, rows=rows, seed=seed, device=device, catalog_url=catalog_url,
+        console=out,
+    )  # fmt: skip
+    if result.exit_code:
+        raise typer.Exit(code=result.exit_code)
 
 
 @app.command()
@@ -158,7 +172,9 @@ def fit(
     data: Path | None = typer.Argument(
         None, help="Training table (.csv or .parquet); or --from a catalog dataset."
     ),
-    backend: str = typer.Option("tvae", help="Generator backend (tvae, ctgan, tabddpm, ...)."),
+    backend: str = typer.Option(
+        "tabular_ar", help="Generator backend (tabular_ar, tvae, ctgan, tabddpm)."
+    ),
     out_path: Path = typer.Option(Path("model.synth"), "--out", help="Model file to write."),
     epochs: int | None = typer.Option(None, help="Training epochs (default: the backend's)."),
     steps: int | None = typer.Option(
@@ -369,10 +385,11 @@ def _parse_counts(text: str, column: Any) -> dict[Any, int]:
 
 def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
-    from pipelines import catalog_cmd, evaluate_cmd, run_cmd, validate_cmd
+    from pipelines import catalog_cmd, evaluate_cmd, run_cmd, scheduler, validate_cmd
 
     evaluate_cmd.register(app)
     run_cmd.register(app)
+    scheduler.register(app)
     validate_cmd.register(app)
     catalog_cmd.register(app)
 

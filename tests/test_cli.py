@@ -10,13 +10,25 @@ from pipelines.cli import app
 runner = CliRunner()
 
 
-def test_demo_writes_adult_shaped_csv(tmp_path, adult):
+def test_demo_runs_the_main_job_into_the_catalog(tmp_path, adult):
     out = tmp_path / "synthetic.csv"
-    result = runner.invoke(app, ["demo", "--epochs", "1", "--rows", "500", "--out", str(out)])
+    url = f"sqlite:///{tmp_path}/demo.db"
+    result = runner.invoke(
+        app, ["demo", "--epochs", "2", "--rows", "500", "--out", str(out), "--catalog", url]
+    )
     assert result.exit_code == 0, result.output
     assert "fidelity.overall" in result.output and "utility.tstr_roc_auc" in result.output
+    assert "catalog entry: adult_synthetic@1" in result.output
     frame = pd.read_csv(out)
     assert list(frame.columns) == list(adult.columns) and len(frame) == 500
+    from pipelines.catalog import Catalog
+
+    with Catalog(url) as catalog:
+        shown = catalog.show("adult_synthetic")
+        assert shown["parents"][0]["parent"] == "adult@1"
+        assert shown["reports"] and shown["validations"][0]["success"]
+        (run,) = catalog.runs()
+        assert run["status"] == "succeeded"
 
 
 def test_fit_then_sample_csv_and_parquet(tmp_path, adult_small):

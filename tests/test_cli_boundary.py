@@ -54,7 +54,7 @@ LONG = "a-rather-long-folder-name-that-makes-the-message-wrap-at-eighty-columns/
 BAD = [
     ("bad integer", ["sample", "{d}/m.synth", "-n", "abc"], "Invalid value for '-n' / '--rows'"),
     ("unknown option", ["fit", "{d}/data.csv", "--bogus"], "No such option: --bogus"),
-    ("missing argument", ["fit"], "Missing argument"),
+    ("missing argument", ["fit"], "give the training table as DATA or a catalog dataset"),
     ("unknown command", ["fly"], "No such command"),
     ("input is a directory", ["fit", "{d}/folder.csv"], "is a directory"),
     ("input missing", ["fit", "{d}/nope.csv", "--out", "{d}/m2.synth"], "does not exist"),

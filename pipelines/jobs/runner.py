@@ -28,6 +28,31 @@ from pipelines.jobs.spec import JobSpec, load_spec
 from synthgen.errors import ConfigError, DataError, SynthgenError
 
 STAGES = ("load", "fit", "sample", "validate", "evaluate", "gate", "export")
+#: A sampling request above this many rows is generated in partitions of this size, each
+#: with its own seed derived from the job seed: the same rows whichever executor (and
+#: however many workers) generates them.
+PARTITION_ROWS = 250_000
+
+
+def partition_plan(rows: int, seed: int) -> list[tuple[int, int]]:
+    """(rows, seed) of each partition of a sampling request."""
+    import numpy as np
+
+    if rows <= PARTITION_ROWS:
+        return [(rows, seed + 1)]
+    sizes = [PARTITION_ROWS] * (rows // PARTITION_ROWS)
+    if rows % PARTITION_ROWS:
+        sizes.append(rows % PARTITION_ROWS)
+    children = np.random.SeedSequence(seed + 1).spawn(len(sizes))
+    return [(n, int(c.generate_state(1)[0])) for n, c in zip(sizes, children, strict=True)]
+
+
+def sample_partitions_locally(model: Any, plan: list[tuple[int, int]]) -> list[pd.DataFrame]:
+    return [model.sample(n, seed=s) for n, s in plan]
+
+
+#: How partitions are generated: locally in order, or spread over workers (Ray).
+PartitionMap = Callable[[Any, list[tuple[int, int]]], list[pd.DataFrame]]
 
 
 @dataclass
@@ -233,10 +258,17 @@ def _quiet(stage: str, event: str, info: dict[str, Any]) -> None:
 class JobRunner:
     """Runs one spec against one catalog; ``reporter(stage, event, info)`` shows progress."""
 
-    def __init__(self, spec: JobSpec, catalog: Catalog, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        catalog: Catalog,
+        reporter: Reporter | None = None,
+        partition_map: PartitionMap | None = None,
+    ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.report = reporter or _quiet
+        self.partition_map = partition_map or sample_partitions_locally
         self.result = JobResult(name=spec.name, run_id=None)
 
     @contextmanager
@@ -430,7 +462,8 @@ class JobRunner:
         augment = spec.produce.augment
         if augment is None:
             rows = spec.produce.rows or len(train)
-            synthetic = model.sample(rows, seed=spec.seed + 1)
+            parts = self.partition_map(model, partition_plan(rows, spec.seed))
+            synthetic = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             return synthetic, synthetic
         from synthgen.augment import augment as augment_table
 
@@ -458,11 +491,12 @@ def run_job(
     catalog: Catalog | None = None,
     catalog_url: str | None = None,
     reporter: Reporter | None = None,
+    partition_map: PartitionMap | None = None,
 ) -> JobResult:
     """Run a job spec (object or YAML path) end to end; see ``JobRunner``."""
     if not isinstance(spec, JobSpec):
         spec = load_spec(spec)
     if catalog is not None:
-        return JobRunner(spec, catalog, reporter).run()
+        return JobRunner(spec, catalog, reporter, partition_map).run()
     with Catalog(catalog_url) as opened:
-        return JobRunner(spec, opened, reporter).run()
+        return JobRunner(spec, opened, reporter, partition_map).run()
