@@ -193,3 +193,16 @@ def test_bias_widening():
     }
     assert bias_widening(scores) == pytest.approx(0.08)
     assert bias_widening({}) != bias_widening({})  # NaN: not measured
+
+
+def test_every_example_spec_is_valid():
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+    assert {p.stem for p in examples} >= {
+        "adult_augment", "credit_default_dp", "adult_tabddpm", "adult_nightly"
+    }  # fmt: skip
+    for path in examples:
+        spec = load_spec(path)
+        assert spec.export.name
+    assert load_spec(examples[0].parent / "adult_nightly.yaml").schedule.cron == "0 2 * * *"
