@@ -33,7 +33,6 @@ from pipelines.catalog.profile import table_profile
 from pipelines.catalog.storage import (
     MODELS_DIR,
     REPORTS_DIR,
-    TMP_DIR,
     Storage,
     content_digest,
     encode_table,
@@ -45,6 +44,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RELATIONS = ("trained_on", "sampled_from", "augmented_from", "derived_from", "holdout_of")
 #: Files younger than this are never removed by gc: an export may be about to commit them.
 GC_MIN_AGE_SECONDS = 3600.0
+#: Advisory lock between gc (exclusive) and export commits (shared) on PostgreSQL.
+STORAGE_LOCK = "storage:gc"
 
 
 def check_name(name: object, what: str = "dataset name") -> str:
@@ -219,12 +220,16 @@ class Catalog(LedgerMixin):
         with self._sessions.begin() as session:
             yield session
 
-    def _lock(self, session: Session, key: str) -> None:
-        """Serialise writers of ``key`` on PostgreSQL (SQLite is serialised already)."""
+    def _lock(self, session: Session, key: str, *, shared: bool = False) -> None:
+        """Serialise writers of ``key`` on PostgreSQL (SQLite is serialised already).
+
+        ``shared`` locks exclude only the exclusive holder of the same key: exports
+        commit side by side under the shared storage lock, gc deletes under the
+        exclusive one.
+        """
         if self.engine.dialect.name == "postgresql":
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key}
-            )
+            function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            session.execute(text(f"SELECT {function}(hashtextextended(:k, 0))"), {"k": key})
 
     def _default_storage(self) -> str:
         env = os.environ.get("SYNTHGEN_STORAGE")
@@ -237,6 +242,7 @@ class Catalog(LedgerMixin):
 
     def _storage_root(self, requested: str | os.PathLike | None) -> str:
         with self.session() as session:
+            self._lock(session, "setting:storage_root")  # two processes creating one catalog
             row = session.get(m.Setting, "storage_root")
             if row is None:
                 root = Storage(requested or self._default_storage()).url
@@ -367,12 +373,15 @@ class Catalog(LedgerMixin):
         for attempt in range(5):
             try:
                 with self.session() as session:
+                    self._lock(session, STORAGE_LOCK, shared=True)
                     self._lock(session, f"dataset:{self.namespace}/{name}")
                     existing = self._by_digest(session, name, digest)
                     if existing is not None:
                         attach(session, existing.id)
                         return ExportResult(DatasetInfo.of(existing), created=False)
-                    if stored is None:  # the identical version vanished meanwhile: store it
+                    if stored is None or not self.storage.exists(stored.uri):
+                        # A gc removed the file since it was written (it was an orphan until
+                        # now): no gc can run while this transaction holds the storage lock.
                         stored = self.storage.put_table(encoded, digest)
                     latest = session.scalar(
                         select(func.max(m.Dataset.version)).where(
@@ -743,21 +752,28 @@ class Catalog(LedgerMixin):
     # ------------------------------------------------------------------ gc
     def referenced_uris(self) -> set[str]:
         with self.session() as session:
-            uris = set(session.scalars(select(m.Dataset.uri)).all())
-            uris |= {u for u in session.scalars(select(m.Model.uri)).all() if u}
-            for json_uri, html_uri in session.execute(select(m.Report.json_uri, m.Report.html_uri)):
-                uris |= {u for u in (json_uri, html_uri) if u}
+            return self._referenced(session)
+
+    @staticmethod
+    def _referenced(session: Session) -> set[str]:
+        uris = set(session.scalars(select(m.Dataset.uri)).all())
+        uris |= {u for u in session.scalars(select(m.Model.uri)).all() if u}
+        for json_uri, html_uri in session.execute(select(m.Report.json_uri, m.Report.html_uri)):
+            uris |= {u for u in (json_uri, html_uri) if u}
         return uris
 
     def gc(self, *, min_age: float = GC_MIN_AGE_SECONDS, dry_run: bool = False) -> list[str]:
         """Remove files no catalog row refers to (crash leftovers) older than ``min_age``."""
-        referenced = {self.storage.path_of(u) for u in self.referenced_uris()}
         removed = []
-        for path, age in self.storage.files():
-            is_tmp = f"/{TMP_DIR}/" in path
-            if path in referenced or age < min_age:
-                continue
-            if is_tmp or path not in referenced:
+        # One transaction holding the exclusive storage lock (SQLite: the write lock): no
+        # export commits while gc decides and deletes, and an export re-checks its file
+        # under the shared lock before it commits a row pointing at it.
+        with self.session() as session:
+            self._lock(session, STORAGE_LOCK)
+            referenced = {self.storage.path_of(u) for u in self._referenced(session)}
+            for path, age in self.storage.files():
+                if path in referenced or age < min_age:
+                    continue
                 removed.append(self.storage.uri_of(path))
                 if not dry_run:
                     self.storage.remove(path)

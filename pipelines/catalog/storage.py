@@ -132,6 +132,8 @@ class Storage:
     def put(self, data: bytes, final: str) -> StoredFile:
         """Write ``data`` at ``final`` atomically; an existing file (same content) is kept."""
         if self.fs.exists(final):
+            if self.local:  # young again: a gc's min_age protects it until the commit
+                os.utime(final)
             return StoredFile(self.uri_of(final), int(self.fs.size(final)))
         tmp = self._join(TMP_DIR, f"{uuid.uuid4().hex}.part")
         self.fs.makedirs(self._join(TMP_DIR), exist_ok=True)
