@@ -77,6 +77,9 @@ def register(app: typer.Typer) -> None:
 
         loaded = [load_spec(p) for p in specs]  # every spec checked before any job starts
         reporter = None if as_json else console_reporter
+        if not as_json and (executor == "ray" or (jobs > 1 and len(loaded) > 1)):
+            where = "ray" if executor == "ray" else f"{min(jobs, len(loaded))} local processes"
+            out.print(f"running {len(loaded)} job(s) on {where}; results when they finish")
         results = run_many(
             loaded, catalog_url=catalog_url, executor=executor, jobs=jobs, address=address,
             reporter=reporter,
