@@ -8,8 +8,6 @@ import http.client
 import io
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from browser import dump_dom
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -500,49 +499,15 @@ def test_live_server_answers_traversal_with_404(live_url, catalog):
         assert b"TOPSECRET" not in body and b"root:" not in body
 
 
-def chromium() -> str | None:
-    return (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-
-
-def dump_dom(exe: str, url: str, profile: Path) -> str:
-    cmd = [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--dump-dom",
-        url,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    assert done.returncode == 0, done.stderr[-2000:]
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    assert not console, (url, console)
-    return done.stdout
-
-
 def test_pages_render_in_headless_chromium_under_the_csp(live_url, catalog, tmp_path):
-    exe = chromium()
-    if exe is None:
-        pytest.skip("chromium is not installed")
-    dom = dump_dom(exe, f"{live_url}/", tmp_path / "p1")
+    dom = dump_dom(f"{live_url}/", tmp_path / "p1")
     assert 'id="datasets"' in dom and 'data-ref="adult_synth@2"' in dom
     assert 'data-validation="failed"' in dom
     rid = catalog.reports("adult_synth@1")[0]["id"]
-    report = dump_dom(exe, f"{live_url}/reports/{rid}", tmp_path / "p2")
+    report = dump_dom(f"{live_url}/reports/{rid}", tmp_path / "p2")
     assert 'data-ready="yes"' in report  # the report's own script ran under the CSP
     assert int(report.split('data-cards="')[1].split('"')[0]) >= 4
     errors = re.search(r'<pre id="js-errors"[^>]*>(.*?)</pre>', report, re.S)
     assert errors is not None and errors.group(1).strip() == ""
-    detail = dump_dom(exe, f"{live_url}/datasets/adult_synth/1", tmp_path / "p3")
+    detail = dump_dom(f"{live_url}/datasets/adult_synth/1", tmp_path / "p3")
     assert '<h1 data-ref="adult_synth@1">' in detail
