@@ -7,7 +7,7 @@ processes for continuous values and one-hot groups; ``denoiser`` is the network.
 together; none of these modules knows about DataFrames.
 """
 
-from synthgen.diffusion.denoiser import MLPDenoiser, sinusoidal_embedding
+from synthgen.diffusion.denoiser import MLPDenoiser, PaddedDenoiser, sinusoidal_embedding
 from synthgen.diffusion.gaussian import GaussianDiffusion
 from synthgen.diffusion.multinomial import MultinomialDiffusion
 from synthgen.diffusion.schedule import NoiseSchedule
@@ -17,5 +17,6 @@ __all__ = [
     "MLPDenoiser",
     "MultinomialDiffusion",
     "NoiseSchedule",
+    "PaddedDenoiser",
     "sinusoidal_embedding",
 ]
