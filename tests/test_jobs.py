@@ -206,3 +206,23 @@ def test_every_example_spec_is_valid():
         spec = load_spec(path)
         assert spec.export.name
     assert load_spec(examples[0].parent / "adult_nightly.yaml").schedule.cron == "0 2 * * *"
+
+
+def test_sql_source(catalog, adult_file, tmp_path):
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path}/warehouse.db"
+    engine = create_engine(url)
+    pd.read_csv(adult_file).to_sql("people", engine, index=False)
+    engine.dispose()
+    source = {"sql": {"url": url, "query": "SELECT * FROM people WHERE age >= 18"},
+              "name": "people_adults"}  # fmt: skip
+    result = run_job(parse_spec(spec_text(adult_file, source=source)), catalog=catalog)
+    assert result.status == "succeeded", result.error
+    assert catalog.get("people_adults").row_count == int(
+        (pd.read_csv(adult_file)["age"] >= 18).sum()
+    )
+    bad = {"sql": {"url": url, "query": "SELECT * FROM nowhere"}, "name": "x"}
+    failed = run_job(parse_spec(spec_text(adult_file, source=bad)), catalog=catalog)
+    assert failed.status == "failed" and "source.sql.query failed" in failed.error
