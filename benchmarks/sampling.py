@@ -9,9 +9,10 @@ the quality of these models is not measured and is poor), save it, then
 - run ``synthgen sample MODEL -n --out-rows --out rows.parquet`` in a subprocess: the
   CLI's chunked path (``pipelines.cli._sample_chunks`` into
   ``pipelines.tables.write_chunks``), so its peak RSS is that command's alone. The
-  peak is the kernel's high-water mark of the child (``os.wait4``'s ``ru_maxrss``);
-  rows/s is from the CLI's own "sampled N rows in S s" line, which starts after the
-  imports and the model load (the wall time of the whole command is kept too).
+  peak is the kernel's high-water mark of the child's own memory (``VmHWM``, polled
+  every 20 ms; see ``_peak_of`` for why not ``ru_maxrss``); rows/s is from the CLI's
+  own "sampled N rows in S s" line, which starts after the imports and the model
+  load (the wall time of the whole command is kept too).
 
 A markdown table goes to stdout; one JSON line per backend is appended to
 ``--results`` (``benchmarks/results/`` is git-ignored). Torch, OpenMP and BLAS threads
@@ -35,6 +36,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +118,30 @@ def cli_command(model_path: Path, rows: int, out: Path, seed: int = 0) -> list[s
             str(out), "--seed", str(seed)]  # fmt: skip
 
 
+def _peak_of(pid: int) -> int:
+    """The kernel's high-water mark of ``pid``'s RSS in bytes (``VmHWM``), 0 if gone.
+
+    Why not ``os.wait4``'s ``ru_maxrss``: Python starts children with vfork/fork + exec,
+    and Linux carries the pre-exec memory's peak into the child's ``maxrss``, so it
+    reports this (large, model-holding) parent's peak instead of the command's.
+    ``VmHWM`` belongs to the exec'd program's own address space. Elsewhere psutil's
+    current RSS is the fallback (polled, so it can miss a short spike).
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:  # the process ended between polls
+        return 0
+
+
 def run_cli_sample(model_path: Path, rows: int, out: Path, threads: int | None) -> dict[str, Any]:
     """Run ``synthgen sample`` alone in a child; its wall time, own timing and peak RSS."""
     start = time.perf_counter()
@@ -125,14 +151,23 @@ def run_cli_sample(model_path: Path, rows: int, out: Path, threads: int | None) 
         stderr=subprocess.STDOUT,
         env={**thread_env(threads), "COLUMNS": "200"},
     )
-    # wait4 reports the resources of exactly this child (not of other children)
+    peak = [0]
+    done = threading.Event()
+
+    def poll() -> None:  # VmHWM only grows: the last reading before exit is the peak
+        while not done.is_set():
+            peak[0] = max(peak[0], _peak_of(child.pid))
+            done.wait(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     output = child.stdout.read().decode(errors="replace") if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child.wait()
+    done.set()
+    poller.join()
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise RuntimeError(f"synthgen sample failed ({child.returncode}):\n{output[-2000:]}")
-    peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     found = _DONE.search(output)
     own = float(found.group(2)) if found else None
     seconds = own if own else wall
@@ -140,7 +175,7 @@ def run_cli_sample(model_path: Path, rows: int, out: Path, threads: int | None) 
         "wall_seconds": wall,
         "cli_seconds": own,
         "rows_per_s": rows / seconds if seconds > 0 else float("inf"),
-        "peak_rss_mb": peak / 2**20,
+        "peak_rss_mb": peak[0] / 2**20,
         "file_mb": out.stat().st_size / 2**20,
     }
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -51,3 +54,19 @@ def test_bad_arguments_say_what_is_expected():
         sampling.main(["--backends", "tvae", "--set", "epochs=1"])
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         sampling.main(["--backends", "tvae", "--model", "tvae.synth"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_peak_rss_is_the_childs_own_not_the_parents():
+    """ru_maxrss of a vfork/exec'd child carries the parent's peak; VmHWM does not."""
+    ballast = bytearray(200 * 2**20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident
+    code = "import time; x = bytearray(40 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+    child = subprocess.Popen([sys.executable, "-c", code + "time.sleep(1.0)"])
+    try:
+        time.sleep(0.6)
+        peak = sampling._peak_of(child.pid) / 2**20
+    finally:
+        child.wait()
+    assert 40 <= peak < 150, peak
+    assert len(ballast) == 200 * 2**20
