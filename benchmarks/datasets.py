@@ -3,7 +3,10 @@
 The CSVs live outside the repository (``../shared/datasets`` beside the clone) because
 only Adult is bundled with the package; each entry records how to read its file
 correctly (Adult marks missing values with ``?`` after a space) and which column the
-utility metrics predict.
+utility metrics predict. A dataset may have no label at all (``msq``, a wide
+questionnaire table kept to measure how cost grows with the number of columns): its
+``target`` and ``task`` are None, and the harness then skips the label-based parts
+(stratified holdout split, TSTR/TRTR) instead of inventing a label.
 """
 
 from __future__ import annotations
@@ -25,13 +28,27 @@ Task = Literal["classification", "regression"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to read one benchmark CSV and what its label is."""
+    """How to read one benchmark CSV and what its label is (None: the table has none)."""
 
     name: str
     file: str
-    target: str
-    task: Task
+    target: str | None = None
+    task: Task | None = None
     read_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A label without a task (or a task without a label) would make the harness
+        # guess which metrics apply; the registry must say both or neither.
+        if (self.target is None) != (self.task is None):
+            raise ValueError(
+                f"dataset {self.name!r}: give both target and task, or neither "
+                f"(got target={self.target!r}, task={self.task!r})"
+            )
+
+    @property
+    def has_target(self) -> bool:
+        """Whether utility metrics (TSTR/TRTR) and a stratified split apply."""
+        return self.target is not None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -57,6 +74,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "classification",
         ),
         DatasetSpec("magic", "magic.csv", "class", "classification"),
+        # 3,896 x 92, no label, 20,924 missing cells: the wide table of the set.
+        DatasetSpec("msq", "msq.csv"),
     )
 }
 
@@ -92,6 +111,6 @@ def load(name: str, data_dir: str | Path | None = None) -> pd.DataFrame:
             "folder holding the shared datasets"
         )
     frame = pd.read_csv(path, **spec.read_options)
-    if spec.target not in frame.columns:
+    if spec.target is not None and spec.target not in frame.columns:
         raise DatasetError(f"{path} has no target column {spec.target!r}")
     return frame

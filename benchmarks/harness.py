@@ -71,20 +71,31 @@ class BenchmarkConfig:
 
 @dataclass
 class PreparedData:
-    """Paths of the frames one dataset's workers read, and their sizes."""
+    """Paths of the frames one dataset's workers read, their sizes, and per-dataset
+    reference numbers computed once (the same in every backend's row)."""
 
     name: str
-    target: str
-    task: str
+    target: str | None
+    task: str | None
     train: Path
     quality_real: Path
     schema: Path
     holdout: Path | None
     sizes: dict[str, int]
+    #: k training rows the backend's ``quality @k`` is scored against (with a holdout).
+    floor_real: Path | None = None
+    #: Real-data references: ``floor`` (+ its two properties), ``holdout_copies``.
+    reference: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
-    """Subsample, split and write the frames for dataset ``name`` (seeded)."""
+    """Subsample, split and write the frames for dataset ``name`` (seeded).
+
+    With ``--utility`` this also computes, once, the real-data floor (SDMetrics quality
+    of k training rows against k holdout rows) and the holdout's exact-copy rate: they
+    depend on the data only, so every backend's row carries the same values.
+    """
+    from benchmarks.metrics import floor_rows, holdout_copy_rate, quality_scores
     from synthgen import Schema
 
     spec = datasets.get_spec(name)
@@ -98,6 +109,7 @@ def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
     if config.utility:
         from sklearn.model_selection import train_test_split
 
+        # No label, nothing to stratify on: a plain seeded split.
         stratify = frame[spec.target] if spec.task == "classification" else None
         train, holdout = train_test_split(
             frame,
@@ -110,7 +122,11 @@ def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
         min(config.quality_rows, len(train)), random_state=config.seed
     ).sort_index()
     schema = Schema.infer(train)
-    if spec.task == "classification" and schema[spec.target].kind == "numerical":
+    if (
+        spec.task == "classification"
+        and spec.target is not None
+        and schema[spec.target].kind == "numerical"
+    ):
         # A 0/1 label is a class, not a quantity: model and score it as categorical.
         schema = Schema.infer(train, kinds={spec.target: "categorical"})
 
@@ -124,9 +140,24 @@ def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
     quality_real.to_parquet(paths["quality_real"])
     paths["schema"].write_text(json.dumps(schema.to_dict(), indent=2))
     holdout_path = None
+    floor_path = None
+    reference: dict[str, Any] = {}
+    floor_k = 0
     if holdout is not None:
         holdout_path = folder / "holdout.parquet"
         holdout.to_parquet(holdout_path)
+        floor_k = floor_rows(config.quality_rows, len(holdout))
+        floor_real = train.sample(floor_k, random_state=config.seed).sort_index()
+        floor_holdout = holdout.sample(floor_k, random_state=config.seed).sort_index()
+        floor_path = folder / "floor_real.parquet"
+        floor_real.to_parquet(floor_path)
+        floor = quality_scores(floor_real, floor_holdout, schema)
+        reference = {
+            "floor": floor["quality"],
+            "floor_column_shapes": floor["column_shapes"],
+            "floor_pair_trends": floor["pair_trends"],
+            "holdout_copies": holdout_copy_rate(train, holdout, schema),
+        }
     return PreparedData(
         name=name,
         target=spec.target,
@@ -141,8 +172,11 @@ def prepare(config: BenchmarkConfig, name: str, folder: Path) -> PreparedData:
             "train_rows": len(train),
             "holdout_rows": 0 if holdout is None else len(holdout),
             "quality_rows": len(quality_real),
+            "floor_rows": floor_k,
             "columns": frame.shape[1],
         },
+        floor_real=floor_path,
+        reference=reference,
     )
 
 
@@ -179,6 +213,8 @@ def run_backend(
         "train": str(data.train),
         "quality_real": str(data.quality_real),
         "holdout": str(data.holdout) if data.holdout else None,
+        "floor_real": str(data.floor_real) if data.floor_real else None,
+        "reference": data.reference,
         "schema": str(data.schema),
         "epochs": config.epochs,
         "batch_size": config.batch_size,
@@ -232,7 +268,12 @@ def run(config: BenchmarkConfig, echo: Any = print) -> dict[str, Any]:
     for name in config.datasets:
         folder = out / name
         data = prepare(config, name, folder)
-        data_info[name] = {"target": data.target, "task": data.task, **data.sizes}
+        data_info[name] = {
+            "target": data.target,
+            "task": data.task,
+            **data.sizes,
+            **data.reference,
+        }
         for backend in config.backends:
             step += 1
             echo(f"[{step}/{total}] {backend} on {name} ({data.sizes['train_rows']} rows) ...")

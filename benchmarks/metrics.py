@@ -4,6 +4,13 @@ Quality is SDMetrics' own ``QualityReport`` (0.32), not a re-implementation, so 
 numbers are the ones SDV users know. Utility is the usual TSTR/TRTR pair: one
 HistGradientBoosting model trained on synthetic rows, one on the real training rows,
 both scored on the same real holdout that no generator saw.
+
+With a holdout there are two more yardsticks. Memorisation: the share of synthetic rows
+closer to a training row than to any holdout row (equal-size references, 0.5 ideal) and
+the exact-copy rate, next to the rate at which real unseen rows equal a training row.
+The real-data floor: the quality score of k real training rows against k real holdout
+rows, the best a generator can be expected to reach at sample size k, compared with the
+backend's own score at the same k.
 """
 
 from __future__ import annotations
@@ -19,6 +26,62 @@ from benchmarks.backends import TABLE, sdv_metadata_dict
 
 #: HistGradientBoosting treats at most this many categories natively.
 MAX_NATIVE_CATEGORIES = 250
+#: Most synthetic rows the memorisation checks compare: the nearest-neighbour search
+#: costs rows x reference rows, and 10,000 rows already give a share to +-0.01.
+MAX_MEMORISATION_ROWS = 10_000
+
+
+def seconds_per_million_cells(seconds: float, rows: int, columns: int) -> float | None:
+    """Fit seconds per million training cells (rows x columns); None for an empty table.
+
+    Datasets differ in both length and width; per cell, a fit on the 92-column ``msq``
+    and one on the 15-column Adult are on one scale (a backend whose cost grows faster
+    than linearly in the width shows it as a larger figure on wide tables).
+    """
+    cells = rows * columns
+    if cells <= 0:
+        return None
+    return seconds / cells * 1e6
+
+
+def floor_rows(quality_rows: int, holdout_rows: int) -> int:
+    """k of the real-data floor: as many rows as both the quality sample and holdout allow."""
+    return min(quality_rows, holdout_rows)
+
+
+def memorisation_rows(holdout_rows: int) -> int:
+    """Synthetic rows the DCR share and exact-copy rate are measured on."""
+    return min(holdout_rows, MAX_MEMORISATION_ROWS)
+
+
+def memorisation_scores(
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: Any,
+    seed: int,
+) -> dict[str, float]:
+    """DCR share (closer to training than to holdout; 0.5 ideal) and exact-copy rate.
+
+    ``privacy.attacks.dcr_overfitting`` cuts the larger reference table to the smaller
+    one's size itself, so the share is a fair coin for a generator that did not copy.
+    """
+    from privacy.attacks import dcr_overfitting, exact_copy_rate
+
+    dcr = dcr_overfitting(train, synthetic, holdout, schema, seed=seed)
+    return {
+        "dcr_share": float(dcr.closer_to_training),
+        "exact_copies": float(exact_copy_rate(synthetic, train, schema)),
+        "dcr_rows": len(synthetic),
+    }
+
+
+def holdout_copy_rate(train: pd.DataFrame, holdout: pd.DataFrame, schema: Any) -> float:
+    """How often a real row the generators never saw equals a training row (the reference
+    for ``exact_copies``: duplicates in the data itself, not memorisation)."""
+    from privacy.attacks import exact_copy_rate
+
+    return float(exact_copy_rate(holdout, train, schema))
 
 
 def quality_scores(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Any) -> dict[str, float]:

@@ -19,15 +19,19 @@ import psutil
 
 from benchmarks.datasets import REPO_ROOT
 
-#: (key in a result, column header, format); utility columns are added when present.
+#: (key in a result, column header, format); holdout and utility columns are added when
+#: any result has them.
 COLUMNS: list[tuple[str, str, str]] = [
     ("dataset", "dataset", "s"),
     ("backend", "backend", "s"),
     ("epochs", "epochs", "d"),
+    ("tokens_per_row", "tokens / row", "d"),
     ("torch_threads", "threads", "d"),
+    ("cells", "cells", ",d"),
     ("preprocessing_s", "preprocessing (s)", ".2f"),
     ("seconds_per_epoch", "s / epoch", ".3f"),
     ("fit_s", "fit total (s)", ".1f"),
+    ("s_per_m_cells", "s / M cells", ".2f"),
     ("fit_cpu_s", "fit CPU (s)", ".1f"),
     ("sampling_rows_per_s", "sampling (rows/s)", ",.0f"),
     ("peak_rss_mb", "peak RSS (MB)", ",.0f"),
@@ -35,6 +39,15 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("quality", "quality", ".4f"),
     ("column_shapes", "column shapes", ".4f"),
     ("pair_trends", "pair trends", ".4f"),
+]
+#: With a holdout (``--utility``): real-data floor at k rows, memorisation.
+HOLDOUT_COLUMNS: list[tuple[str, str, str]] = [
+    ("quality_at_k", "quality @k", ".4f"),
+    ("floor", "floor", ".4f"),
+    ("floor_gap", "floor - quality @k", "+.4f"),
+    ("dcr_share", "DCR share", ".4f"),
+    ("exact_copies", "exact copies", ".4f"),
+    ("holdout_copies", "holdout copies", ".4f"),
 ]
 UTILITY_COLUMNS: list[tuple[str, str, str]] = [
     ("tstr_f1", "TSTR F1", ".4f"),
@@ -188,7 +201,7 @@ def to_markdown(payload: dict[str, Any]) -> str:
     """The results table, failures, ratios and provenance as Markdown."""
     results = payload["results"]
     columns = list(COLUMNS)
-    for key, header, fmt in UTILITY_COLUMNS:
+    for key, header, fmt in HOLDOUT_COLUMNS + UTILITY_COLUMNS:
         if any(key in r for r in results):
             columns.append((key, header, fmt))
     ok = [r for r in results if r.get("status") == "ok"]
@@ -253,6 +266,16 @@ def to_markdown(payload: dict[str, Any]) -> str:
                     f"{name}: {d['train_rows']} train rows"
                     + (f", {d['holdout_rows']} holdout rows" if d["holdout_rows"] else "")
                     + f", {d['quality_rows']}-row real quality sample"
+                    + (
+                        f", real-data floor {_format(d['floor'], '.4f')} at k={d['floor_rows']}"
+                        if d.get("floor_rows")
+                        else ""
+                    )
+                    + (
+                        " (no label: TSTR/TRTR not applicable)"
+                        if "target" in d and d["target"] is None
+                        else ""
+                    )
                     for name, d in payload["datasets"].items()
                 ),
             ]

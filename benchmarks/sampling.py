@@ -277,12 +277,16 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def load_train(max_rows: int | None, seed: int = 0) -> Any:
-    """Adult's 80% training split (stratified on income, seeded), optionally subsampled."""
+    """Adult's 80% training split (stratified on income, seeded), optionally subsampled.
+
+    The copy bundled with synthgen (the same UCI file), so the harness and its test run
+    on a bare checkout without the shared datasets folder.
+    """
     from sklearn.model_selection import train_test_split
 
-    from benchmarks import datasets
+    import synthgen as sg
 
-    frame = datasets.load("adult").reset_index(drop=True)
+    frame = sg.datasets.load("adult").reset_index(drop=True)
     train, _ = train_test_split(frame, test_size=0.2, random_state=seed, stratify=frame["income"])
     train = train.sort_index().reset_index(drop=True)
     if max_rows is not None and len(train) > max_rows:

@@ -26,10 +26,48 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+def row_width(runner: Any) -> tuple[int | None, str | None]:
+    """What one training row becomes inside the model: ``(width, "tokens" | "floats")``.
+
+    TabularAR reads a row as a sequence of ``len(transformer_.sizes)`` tokens, so its
+    cost per row grows with that count; the other synthgen backends and SDV's
+    TVAE/CTGAN encode a row into a float vector of a known width (synthgen's
+    ``TableTransformer.output_dim``, the CTGAN library's
+    ``DataTransformer.output_dimensions``). A model with neither (SDV's Gaussian copula)
+    gets ``(None, None)``: not applicable, rather than a number of another kind.
+    """
+    model = getattr(runner, "model", None)
+    transformer = getattr(model, "transformer_", None)
+    if transformer is not None:
+        sizes = getattr(transformer, "sizes", None)
+        if sizes is not None:
+            return len(sizes), "tokens"
+        width = getattr(transformer, "output_dim", None)
+        if width is not None:
+            return int(width), "floats"
+    inner = getattr(getattr(runner, "synth", None), "_model", None)
+    for name in ("transformer", "_transformer"):  # ctgan's TVAE / CTGAN
+        width = getattr(getattr(inner, name, None), "output_dimensions", None)
+        if width is not None:
+            return int(width), "floats"
+    return None, None
+
+
+def _at_least(runner: Any, synthetic: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The first ``n`` generated rows, sampling afresh only when the timed call made fewer."""
+    return synthetic.iloc[:n] if len(synthetic) >= n else runner.sample(n, seed=seed)
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Fit, time, sample and score one backend as described by ``job`` (see harness)."""
     from benchmarks.backends import make_runner
-    from benchmarks.metrics import quality_scores, utility_scores
+    from benchmarks.metrics import (
+        memorisation_rows,
+        memorisation_scores,
+        quality_scores,
+        seconds_per_million_cells,
+        utility_scores,
+    )
     from synthgen import Schema
 
     if job.get("threads"):
@@ -59,12 +97,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         synthetic = runner.sample(int(job["sample_rows"]), seed=seed + 1)
         sample_seconds = time.perf_counter() - start
 
+    width, encoding = row_width(runner)
     result: dict[str, Any] = {
         "dataset": job["dataset"],
         "backend": job["backend"],
         "status": "ok",
         "train_rows": len(train),
+        "columns": train.shape[1],
+        "cells": len(train) * train.shape[1],
         "epochs": timing.epochs,
+        "tokens_per_row": width,
+        "row_encoding": encoding,
         "batch_size": getattr(getattr(runner, "model", None), "batch_size", None)
         or int(job["batch_size"]),
         "backend_defaults": bool(job.get("backend_defaults")),
@@ -74,6 +117,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "seconds_per_epoch": timing.seconds_per_epoch,
         "measured_epoch_s": timing.measured_epoch_seconds,
         "fit_s": timing.fit_seconds,
+        "s_per_m_cells": seconds_per_million_cells(timing.fit_seconds, len(train), train.shape[1]),
         "fit_cpu_s": fit_cpu_seconds,
         "sample_rows": int(job["sample_rows"]),
         "sample_s": sample_seconds,
@@ -92,19 +136,40 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     result["quality_s"] = time.perf_counter() - start
 
     if job.get("holdout"):
-        start = time.perf_counter()
         holdout = pd.read_parquet(job["holdout"])
-        utility_synthetic = (
-            synthetic.iloc[: len(train)]
-            if len(synthetic) >= len(train)
-            else runner.sample(len(train), seed=seed + 3)
-        )
+        result.update(job.get("reference") or {})
+
+        start = time.perf_counter()
+        n_dcr = memorisation_rows(len(holdout))
         result.update(
-            utility_scores(
-                train, utility_synthetic, holdout, schema, job["target"], job["task"], seed
+            memorisation_scores(
+                train, _at_least(runner, synthetic, n_dcr, seed + 4), holdout, schema, seed
             )
         )
-        result["utility_s"] = time.perf_counter() - start
+        result["memorisation_s"] = time.perf_counter() - start
+
+        if job.get("floor_real"):
+            # Same k, same real rows as the floor: floor - quality_at_k compares like
+            # with like (SDMetrics scores drift with the sample size).
+            start = time.perf_counter()
+            floor_real = pd.read_parquet(job["floor_real"])
+            k = len(floor_real)
+            at_k = quality_scores(floor_real, _at_least(runner, synthetic, k, seed + 5), schema)
+            result["quality_k_rows"] = k
+            result["quality_at_k"] = at_k["quality"]
+            if result.get("floor") is not None:
+                result["floor_gap"] = result["floor"] - at_k["quality"]
+            result["quality_at_k_s"] = time.perf_counter() - start
+
+        if job.get("target") is not None:
+            start = time.perf_counter()
+            utility_synthetic = _at_least(runner, synthetic, len(train), seed + 3)
+            result.update(
+                utility_scores(
+                    train, utility_synthetic, holdout, schema, job["target"], job["task"], seed
+                )
+            )
+            result["utility_s"] = time.perf_counter() - start
     return result
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import datasets  # noqa: E402
 from benchmarks.harness import BenchmarkConfig, run  # noqa: E402
+from benchmarks.metrics import seconds_per_million_cells  # noqa: E402
 from benchmarks.report import NOT_APPLICABLE, ratios, to_markdown  # noqa: E402
 from benchmarks.run import main  # noqa: E402
 
@@ -50,7 +51,7 @@ def _markdown_rows(text: str) -> tuple[list[str], list[list[str]]]:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench")
     config = BenchmarkConfig(
-        backends=["tvae", "sdv:gaussiancopula"],
+        backends=["tvae", "tabular_ar", "sdv:gaussiancopula"],
         datasets=["adult"],
         out=str(out),
         epochs=2,
@@ -71,11 +72,16 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
     _, out = smoke_run
     payload = json.loads((out / "results.json").read_text())
-    assert payload["datasets"]["adult"]["train_rows"] == 1_600
-    assert payload["datasets"]["adult"]["holdout_rows"] == 400
-    assert payload["datasets"]["adult"]["quality_rows"] == 1_000
+    info = payload["datasets"]["adult"]
+    assert info["train_rows"] == 1_600
+    assert info["holdout_rows"] == 400
+    assert info["quality_rows"] == 1_000
+    assert info["floor_rows"] == 400  # k = min(--quality-rows, holdout rows)
+    assert 0 < info["floor"] <= 1
+    # real unseen rows rarely equal a training row in Adult, but never more than all
+    assert 0 <= info["holdout_copies"] < 0.5
     by_backend = {r["backend"]: r for r in payload["results"]}
-    assert set(by_backend) == {"tvae", "sdv:gaussiancopula"}
+    assert set(by_backend) == {"tvae", "tabular_ar", "sdv:gaussiancopula"}
     for name, r in by_backend.items():
         assert r["status"] == "ok", r.get("error")
         assert 0 <= r["preprocessing_s"] <= r["fit_s"], name  # a part of the fit
@@ -89,11 +95,34 @@ def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
         for key in ("tstr_f1", "tstr_roc_auc", "trtr_f1", "trtr_roc_auc"):
             assert 0 <= r[key] <= 1, (name, key)
         assert r["trtr_roc_auc"] > 0.75  # real data predicts income well; anything less is a bug
+        # size and cost per cell
+        assert r["columns"] == 15
+        assert r["cells"] == 1_600 * 15
+        assert r["s_per_m_cells"] == pytest.approx(r["fit_s"] / r["cells"] * 1e6)
+        # memorisation on len(holdout) synthetic rows
+        assert r["dcr_rows"] == 400
+        assert 0 <= r["dcr_share"] <= 1, name
+        assert 0 <= r["exact_copies"] <= 1, name
+        # the per-dataset references are copied unchanged into every row
+        assert r["floor"] == info["floor"] and r["holdout_copies"] == info["holdout_copies"]
+        assert r["quality_k_rows"] == 400
+        assert 0 < r["quality_at_k"] <= 1, name
+        assert r["floor_gap"] == pytest.approx(r["floor"] - r["quality_at_k"])
+    # k real rows against k other real rows: no two-epoch generator gets that close
+    assert by_backend["tvae"]["floor_gap"] > 0
     assert by_backend["tvae"]["epochs"] == 2
+    assert by_backend["tabular_ar"]["epochs"] == 2
     assert {r["torch_threads"] for r in by_backend.values()} == {1}
     assert by_backend["tvae"]["seconds_per_epoch"] > 0
+    ar = by_backend["tabular_ar"]
+    assert isinstance(ar["tokens_per_row"], int) and ar["row_encoding"] == "tokens"
+    assert ar["tokens_per_row"] >= 15  # at least one token per column
+    tvae = by_backend["tvae"]
+    # one-hot categories and mode-specific numbers: wider than one float per column
+    assert tvae["row_encoding"] == "floats" and tvae["tokens_per_row"] > 15
     assert by_backend["sdv:gaussiancopula"]["epochs"] is None
     assert by_backend["sdv:gaussiancopula"]["seconds_per_epoch"] is None
+    assert by_backend["sdv:gaussiancopula"]["tokens_per_row"] is None
     assert payload["machine"]["cpu_model"]
     assert payload["ratios"] == []  # no SDV model of the same name as ours in this run
 
@@ -101,18 +130,106 @@ def test_json_has_plausible_values(smoke_run: tuple[dict, Path]) -> None:
 @needs_data
 def test_markdown_table_is_filled(smoke_run: tuple[dict, Path]) -> None:
     _, out = smoke_run
-    header, body = _markdown_rows((out / "results.md").read_text())
-    assert header[:3] == ["dataset", "backend", "epochs"]
-    assert {"quality", "pair trends", "TSTR F1", "TRTR AUC", "peak RSS (MB)"} <= set(header)
-    assert len(body) == 2
+    text = (out / "results.md").read_text()
+    header, body = _markdown_rows(text)
+    assert header[:4] == ["dataset", "backend", "epochs", "tokens / row"]
+    assert {
+        "quality",
+        "pair trends",
+        "TSTR F1",
+        "TRTR AUC",
+        "peak RSS (MB)",
+        "cells",
+        "s / M cells",
+        "quality @k",
+        "floor",
+        "floor - quality @k",
+        "DCR share",
+        "exact copies",
+        "holdout copies",
+    } <= set(header)
+    assert len(body) == 3
     for row in body:
         for column, cell in zip(header, row, strict=True):
             assert cell, (row[1], column)
             if cell == NOT_APPLICABLE:
-                # Only a model without epochs may leave the epoch columns empty.
-                assert row[1] == "sdv:gaussiancopula" and column in ("epochs", "s / epoch")
+                # Only a model without epochs or an encoding may leave those columns empty.
+                assert row[1] == "sdv:gaussiancopula" and column in (
+                    "epochs",
+                    "s / epoch",
+                    "tokens / row",
+                )
             elif column not in ("dataset", "backend"):
                 float(cell.replace(",", ""))
+    cells = {row[1]: dict(zip(header, row, strict=True)) for row in body}
+    assert cells["tvae"]["cells"] == "24,000"
+    assert "real-data floor" in text and "k=400" in text
+
+
+def test_seconds_per_million_cells() -> None:
+    # 12 s on 1,000 rows x 20 columns = 20,000 cells -> 600 s per million cells
+    assert seconds_per_million_cells(12.0, 1_000, 20) == pytest.approx(600.0)
+    # the same fit time on a table twice as wide costs half as much per cell
+    assert seconds_per_million_cells(12.0, 1_000, 40) == pytest.approx(300.0)
+    assert seconds_per_million_cells(1.0, 0, 5) is None
+
+
+def test_dataset_spec_needs_target_and_task_together() -> None:
+    with pytest.raises(ValueError, match="both target and task"):
+        datasets.DatasetSpec("x", "x.csv", target="y")
+    assert not datasets.get_spec("msq").has_target
+    assert datasets.get_spec("adult").has_target
+
+
+@pytest.mark.skipif(not (DATA_DIR / "msq.csv").is_file(), reason=f"msq.csv not found in {DATA_DIR}")
+def test_msq_loads_without_a_label() -> None:
+    spec = datasets.get_spec("msq")
+    assert spec.target is None and spec.task is None
+    frame = datasets.load("msq", DATA_DIR)
+    assert frame.shape == (3_896, 92)
+    assert int(frame.isna().sum().sum()) == 20_924  # the missing cells SOURCES.md records
+
+
+@pytest.mark.skipif(not (DATA_DIR / "msq.csv").is_file(), reason=f"msq.csv not found in {DATA_DIR}")
+def test_no_target_dataset_runs_with_utility(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A narrow slice of msq (its missing cells included), registered like msq itself
+    # (no target, no task): SDMetrics on all 92 columns would take minutes here.
+    frame = datasets.load("msq", DATA_DIR)
+    narrow = frame[[*frame.columns[:6], "scale"]]
+    (tmp_path / "data").mkdir()
+    narrow.to_csv(tmp_path / "data" / "msq_narrow.csv", index=False)
+    monkeypatch.setitem(
+        datasets.DATASETS, "msq_narrow", datasets.DatasetSpec("msq_narrow", "msq_narrow.csv")
+    )
+    config = BenchmarkConfig(
+        backends=["tvae"],
+        datasets=["msq_narrow"],
+        out=str(tmp_path / "out"),
+        epochs=1,
+        batch_size=100,
+        data_dir=str(tmp_path / "data"),
+        quality_rows=200,
+        sample_rows=200,
+        max_rows=300,
+        utility=True,
+        threads=1,
+    )
+    payload = run(config, echo=lambda _msg: None)
+    info = payload["datasets"]["msq_narrow"]
+    assert info["target"] is None and info["task"] is None
+    assert (info["train_rows"], info["holdout_rows"], info["floor_rows"]) == (240, 60, 60)
+    (r,) = payload["results"]
+    assert r["status"] == "ok", r.get("error")
+    assert not [key for key in r if key.startswith(("tstr_", "trtr_"))]
+    assert r["cells"] == 240 * 7
+    assert 0 <= r["dcr_share"] <= 1 and r["dcr_rows"] == 60
+    assert 0 < r["floor"] <= 1 and 0 < r["quality_at_k"] <= 1
+    text = (tmp_path / "out" / "results.md").read_text()
+    header, body = _markdown_rows(text)
+    assert "DCR share" in header and "TSTR F1" not in header
+    assert "no label" in text
 
 
 def test_ratios_and_markdown_compare_same_named_models() -> None:
