@@ -145,3 +145,93 @@ def test_bad_input(ar, adult_small):
     frame.loc[0, "race"] = "Martian"
     with pytest.raises(DataError, match="'race'.*'Martian'"):
         ar.log_prob(frame)
+
+
+# ---------------------------------------------------------------- the blocked context
+def _masked_reference(network, tokens: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """Logits through the O(n^2) causal mask over the placed embeddings, for comparison."""
+    placed = network.placed(network.embed(tokens))
+    visible = (ranks.unsqueeze(2) > ranks.unsqueeze(1)).to(placed.dtype)
+    return network._heads((visible @ placed).transpose(0, 1), slice(None))
+
+
+def _random_batch(sizes: list[int], rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.stack([torch.randint(0, s, (rows,), generator=generator) for s in sizes], 1)
+    ranks = torch.stack([torch.randperm(len(sizes), generator=generator) for _ in range(rows)])
+    return tokens, ranks
+
+
+@pytest.mark.parametrize("blocks", [None, 1, 3, 7, 40])
+def test_prefix_sum_context_equals_the_causal_mask(blocks):
+    from synthgen.backends.tabular_ar import ColumnHeadsNetwork
+
+    torch.manual_seed(0)
+    sizes = [3, 5, 4, 2, 6, 3, 2, 9]
+    network = ColumnHeadsNetwork(sizes, 4, 8, blocks=blocks)
+    tokens, ranks = _random_batch(sizes, 32, seed=1)
+    got, want = network(tokens, ranks), _masked_reference(network, tokens, ranks)
+    finite = torch.isfinite(want)
+    assert torch.equal(torch.isfinite(got), finite)
+    torch.testing.assert_close(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_a_target_never_sees_its_own_token_or_later_ones():
+    """Changing tokens ranked at or after target i leaves i's logits exactly unchanged."""
+    from synthgen.backends.tabular_ar import ColumnHeadsNetwork
+
+    torch.manual_seed(0)
+    sizes = [4] * 12
+    network = ColumnHeadsNetwork(sizes, 3, 8, blocks=5)
+    tokens, ranks = _random_batch(sizes, 16, seed=2)
+    base = network(tokens, ranks)
+    changed = tokens.clone()
+    target = 4
+    later = ranks >= ranks[:, target : target + 1]  # the target and what comes after it
+    changed[later] = (changed[later] + 1) % 4
+    assert torch.equal(network(changed, ranks)[target], base[target])
+    assert not torch.equal(network(changed, ranks), base)  # earlier targets did see a change
+
+
+def test_context_cost_grows_linearly_with_the_number_of_sub_columns():
+    from synthgen.backends.tabular_ar import ColumnHeadsNetwork
+
+    def first_layer(n: int, blocks: int | None) -> int:
+        return ColumnHeadsNetwork([3] * n, 8, 16, blocks=blocks).w1.numel()
+
+    assert first_layer(64, 16) == 2 * first_layer(32, 16)  # linear with a cap
+    assert first_layer(64, None) == 4 * first_layer(32, None)  # quadratic without one
+    assert first_layer(16, 16) == first_layer(16, None)  # narrow tables: the same network
+
+
+def test_model_files_from_before_context_blocks_load_and_sample_the_same_rows():
+    """tests/data/tabular_ar_before_context_blocks.*: written by the code before this
+    parameter existed (21 sub-columns, one context slot each), with 20 rows it sampled."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    model = sg.load_model(data / "tabular_ar_before_context_blocks.synth", device="cpu")
+    assert model.get_params()["context_blocks"] is None
+    assert model.network_.blocks == len(model.transformer_.sizes) > 16
+    expected = pd.read_csv(data / "tabular_ar_before_context_blocks.samples.csv")
+    got = model.sample(20, seed=3)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
+
+
+def test_wide_table_trains_with_shared_context_slots():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 3, 600)
+    frame = pd.DataFrame(
+        {f"q{i}": (base + rng.integers(0, 2, 600) * (i % 2)) % 3 for i in range(30)}
+    )
+    model = sg.TabularAR(
+        epochs=10, batch_size=64, seed=0, context_blocks=8, early_stopping_patience=None
+    ).fit(frame)
+    assert model.network_.blocks == 8 and model.network_.w1.shape[1] == 8 * model.embedding_dim
+    syn = model.sample(400, seed=1)
+    # the shared latent is learned: columns stay correlated as in the data
+    real_corr = frame.corr().to_numpy()[np.triu_indices(30, 1)].mean()
+    syn_corr = syn.astype(float).corr().to_numpy()[np.triu_indices(30, 1)].mean()
+    assert real_corr > 0.3 and syn_corr > 0.8 * real_corr
+    with pytest.raises(ConfigError, match="context_blocks"):
+        sg.TabularAR(context_blocks=0).fit(frame)

@@ -139,6 +139,16 @@ class BaseGenerator:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    @classmethod
+    def _params_from_file(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """A saved model's parameters as this version's constructor takes them.
+
+        A file from before a parameter existed lacks it; a backend whose new
+        parameter's default would build a different network than the file's sets the
+        value that reproduces the old one here (files keep loading, and sampling).
+        """
+        return params
+
     def _check_params(self) -> None:
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, max(1, self.batch_multiple))

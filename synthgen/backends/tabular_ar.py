@@ -36,20 +36,55 @@ from synthgen.errors import ConditionError, ConfigError
 from synthgen.transforms.tokens import TokenTransformer
 
 
-class MaskedColumnNetwork(nn.Module):
-    """Per-sub-column heads over the masked concatenation of token embeddings."""
+def exclusive_prefix_sums(values: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """For every row and position i, the sum of ``values`` at positions ranked before i.
 
-    def __init__(self, sizes: list[int], embedding_dim: int, hidden_dim: int) -> None:
+    ``values`` is ``(batch, n, width)``, ``ranks`` ``(batch, n)`` with distinct ranks per
+    row. Equal to ``(ranks[:, :, None] > ranks[:, None, :]) @ values`` (the causal mask of
+    each row's order) in O(n) per row instead of O(n^2): sort each row by rank, take an
+    exclusive cumulative sum, put it back. The position's own value is never added (the
+    shift is exact, not a subtraction), so nothing of a target leaks into its context.
+    """
+    order = ranks.argsort(dim=1)
+    index = order.unsqueeze(-1).expand(-1, -1, values.shape[-1])
+    ordered = values.gather(1, index).cumsum(dim=1)
+    before = F.pad(ordered[:, :-1], (0, 0, 1, 0))
+    return torch.empty_like(before).scatter_(1, index, before)
+
+
+class ColumnHeadsNetwork(nn.Module):
+    """Per-sub-column heads over a masked, blocked sum of the visible tokens' embeddings.
+
+    The context of target ``i`` has ``blocks`` slots of ``embedding_dim`` numbers; source
+    sub-column ``j`` owns slot ``j % blocks``, and each slot holds the sum of the
+    embeddings of its visible sources (those earlier in the row's order). Each target
+    has its own two-layer head over that context (MADE-style masking, Germain et al.
+    2015). With one slot per sub-column (``blocks >= n``) this is the concatenation of
+    the visible embeddings, zeros elsewhere; with fewer, sources share slots and the
+    cost per row grows linearly with the number of sub-columns instead of with its
+    square (the context is built with prefix sums in each row's order).
+    """
+
+    def __init__(
+        self, sizes: list[int], embedding_dim: int, hidden_dim: int, blocks: int | None = None
+    ) -> None:
         super().__init__()
         self.sizes = list(sizes)
         self.n = len(sizes)
         self.embedding_dim = embedding_dim
+        self.blocks = self.n if blocks is None else min(int(blocks), self.n)
         offsets = torch.tensor([0, *np.cumsum(sizes)[:-1].tolist()], dtype=torch.long)
         self.register_buffer("offsets", offsets, persistent=False)
+        slot = torch.arange(self.n) % self.blocks
+        self.register_buffer("slot", slot, persistent=False)
+        self.register_buffer(
+            "placement", F.one_hot(slot, self.blocks).to(torch.float32), persistent=False
+        )
         self.embedding = nn.Embedding(int(sum(sizes)), embedding_dim)
-        width = self.n * embedding_dim
+        width = self.blocks * embedding_dim
         vmax = max(sizes)
-        scale1 = 1.0 / np.sqrt(width)
+        # a slot sums up to n / blocks embeddings: scale the first map by that fan-in too
+        scale1 = 1.0 / np.sqrt(self.n * embedding_dim)
         scale2 = 1.0 / np.sqrt(hidden_dim)
         self.w1 = nn.Parameter(torch.empty(self.n, width, hidden_dim).uniform_(-scale1, scale1))
         self.b1 = nn.Parameter(torch.zeros(self.n, 1, hidden_dim))
@@ -81,10 +116,20 @@ class MaskedColumnNetwork(nn.Module):
         """``(batch, n, embedding_dim)`` embeddings of each sub-column's token."""
         return self.embedding(tokens + self.offsets)
 
+    def placed(self, emb: torch.Tensor) -> torch.Tensor:
+        """``(batch, n, blocks * embedding_dim)``: each embedding in its source's slot."""
+        if self.blocks == self.n:  # one slot each: a block-diagonal layout, no products
+            out = emb.new_zeros(emb.shape[0], self.n, self.n, self.embedding_dim)
+            index = torch.arange(self.n, device=emb.device)
+            out[:, index, index] = emb
+        else:
+            out = emb.unsqueeze(2) * self.placement.to(emb.dtype)[None, :, :, None]
+        return out.reshape(emb.shape[0], self.n, -1)
+
     def _heads(
         self, context: torch.Tensor, columns: torch.Tensor | slice, taps: list | None = None
     ) -> torch.Tensor:
-        """Logits ``(k, batch, V)`` of heads ``columns`` from ``(k, batch, n*d)`` context.
+        """Logits ``(k, batch, V)`` of heads ``columns`` from ``(k, batch, context_dim)``.
 
         ``taps`` (a list) collects each linear map's input and pre-activation output,
         for DP's ghost clipping (``privacy.dp_sgd.Tap``).
@@ -103,9 +148,9 @@ class MaskedColumnNetwork(nn.Module):
         return z3.masked_fill(self.pad[columns].unsqueeze(1), float("-inf"))
 
     def forward(
-        self, tokens: torch.Tensor, visible: torch.Tensor, taps: list | None = None
+        self, tokens: torch.Tensor, ranks: torch.Tensor, taps: list | None = None
     ) -> torch.Tensor:
-        """Logits ``(n, batch, V)``; ``visible[b, i, j]``: token j may inform token i.
+        """Logits ``(n, batch, V)``; token j informs token i when ``ranks[b, j] < ranks[b, i]``.
 
         Every sub-column's token has its own rows in the embedding table (``offsets``),
         so one data row never looks up one embedding row twice (what the embedding tap
@@ -118,13 +163,20 @@ class MaskedColumnNetwork(nn.Module):
             taps.append(
                 Tap("embedding", emb, batch_dim=0, bias=False, params=(self.embedding.weight,))
             )
-        context = emb.unsqueeze(1) * visible.unsqueeze(-1).to(emb.dtype)  # (B, n, n, d)
-        context = context.reshape(tokens.shape[0], self.n, -1).transpose(0, 1)
-        return self._heads(context, slice(None), taps)
+        context = exclusive_prefix_sums(self.placed(emb), ranks)  # (B, n, blocks * d)
+        return self._heads(context.transpose(0, 1), slice(None), taps)
 
-    def column_logits(self, emb: torch.Tensor, known: torch.Tensor, column: int) -> torch.Tensor:
-        """Logits of one sub-column given the embeddings of the ``known`` sub-columns."""
-        context = (emb * known.unsqueeze(-1).to(emb.dtype)).reshape(emb.shape[0], -1)
+    def add_to_context(self, context: torch.Tensor, column: int, emb: torch.Tensor) -> None:
+        """Add sub-column ``column``'s embeddings ``(batch, d)`` into its slot of ``context``."""
+        start = int(self.slot[column]) * self.embedding_dim
+        context[:, start : start + self.embedding_dim] += emb
+
+    def known_context(self, emb: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """``(batch, blocks * d)`` context of the ``known`` sub-columns' embeddings."""
+        return (self.placed(emb) * known.unsqueeze(-1).to(emb.dtype)).sum(dim=1)
+
+    def column_logits(self, context: torch.Tensor, column: int) -> torch.Tensor:
+        """Logits of one sub-column from the context of the tokens known so far."""
         size = self.sizes[column]
         h = F.relu(torch.addmm(self.b1[column], context, self.w1[column]))
         h = h + F.relu(torch.addmm(self.b2[column], h, self.w2[column]))
@@ -136,7 +188,10 @@ class TabularAR(BaseGenerator):
 
     Parameters beyond the shared vocabulary:
 
-    embedding_dim / hidden_dim: network width; learning_rate, weight_decay: AdamW;
+    embedding_dim / hidden_dim: network width; context_blocks: slots of ``embedding_dim``
+    numbers in each head's input, one per sub-column up to this many, shared beyond
+    (None: always one per sub-column, which makes the cost per row grow with the
+    square of the number of columns); learning_rate, weight_decay: AdamW;
     flexible_share: share of rows per batch trained in a random column order (0 =
     fixed order only; conditioning on later columns then relies on rejection);
     max_training_time: seconds after which training stops (checked per epoch);
@@ -157,6 +212,7 @@ class TabularAR(BaseGenerator):
         dp: Any = None,
         embedding_dim: int = 8,
         hidden_dim: int = 64,
+        context_blocks: int | None = 16,
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-5,
         flexible_share: float = 0.5,
@@ -180,6 +236,7 @@ class TabularAR(BaseGenerator):
         )
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
+        self.context_blocks = context_blocks
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.flexible_share = flexible_share
@@ -188,10 +245,18 @@ class TabularAR(BaseGenerator):
         self.max_exact_values = max_exact_values
         self.rare_min_count = rare_min_count
 
+    @classmethod
+    def _params_from_file(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Files from before ``context_blocks`` had one context slot per sub-column."""
+        if isinstance(params, dict) and "context_blocks" not in params:
+            params = {**params, "context_blocks": None}
+        return params
+
     def _check_params(self) -> None:
         super()._check_params()
         check_int("embedding_dim", self.embedding_dim, 1)
         check_int("hidden_dim", self.hidden_dim, 1)
+        check_int("context_blocks", self.context_blocks, 1, optional=True)
         check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_float("weight_decay", self.weight_decay, 0.0)
         check_float("flexible_share", self.flexible_share, 0.0, 1.0)
@@ -224,7 +289,9 @@ class TabularAR(BaseGenerator):
         sizes = self.transformer_.sizes
         if not sizes:
             raise ConfigError("TabularAR needs at least one non-identifier column to learn")
-        self.network_ = MaskedColumnNetwork(sizes, self.embedding_dim, self.hidden_dim)
+        self.network_ = ColumnHeadsNetwork(
+            sizes, self.embedding_dim, self.hidden_dim, self.context_blocks
+        )
         if data is not None:
             self.network_.init_output_bias(data)
         self.network_.to(self.device_)
@@ -264,8 +331,7 @@ class TabularAR(BaseGenerator):
         self, tokens: torch.Tensor, ranks: torch.Tensor, taps: list | None = None
     ) -> torch.Tensor:
         """Per-row negative log-likelihood under the orders ``ranks``."""
-        visible = ranks.unsqueeze(2) > ranks.unsqueeze(1)  # (B, target i, source j)
-        logits = self.network_(tokens, visible, taps)  # (n, B, V)
+        logits = self.network_(tokens, ranks, taps)  # (n, B, V)
         log_probs = torch.log_softmax(logits, dim=-1)
         picked = log_probs.gather(-1, tokens.t().unsqueeze(-1)).squeeze(-1)  # (n, B)
         return -picked.sum(dim=0)
@@ -308,23 +374,30 @@ class TabularAR(BaseGenerator):
         network = self.network_
         tokens = tokens.clone()
         known = known.clone()
-        emb = network.embed(tokens)
+        # the context of every row: the placed embeddings of its known tokens, grown as
+        # each sub-column is drawn (O(embedding_dim) per drawn token)
+        if bool(known.any()):
+            context = network.known_context(network.embed(tokens), known)
+        else:  # unconditional sampling: nothing known yet
+            width = network.blocks * network.embedding_dim
+            context = torch.zeros(len(tokens), width, device=tokens.device)
         for column in range(network.n):
             todo = ~known[:, column]
             if not todo.any():
                 continue
-            if bool(todo.all()):  # the common unconditional case: no row gathering
-                logits = network.column_logits(emb, known, column)
-            else:
-                logits = network.column_logits(emb[todo], known[todo], column)
+            every = bool(todo.all())  # the common unconditional case: no row gathering
+            logits = network.column_logits(context if every else context[todo], column)
             choice = (logits + gumbel_noise(logits, generator)).argmax(dim=1)
-            if bool(todo.all()):
+            emb = network.embedding(choice + network.offsets[column])
+            if every:
                 tokens[:, column] = choice
-                emb[:, column] = network.embedding(choice + network.offsets[column])
+                network.add_to_context(context, column, emb)
                 known[:, column] = True
             else:
                 tokens[todo, column] = choice
-                emb[todo, column] = network.embedding(choice + network.offsets[column])
+                grown = context[todo]
+                network.add_to_context(grown, column, emb)
+                context[todo] = grown
                 known[todo, column] = True
         return tokens
 

@@ -30,4 +30,5 @@ def gumbel_noise(
     else:
         shape = torch.Size(shape_or_like)
     u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    return -torch.log((-torch.log(u.clamp_min(_TINY))).clamp_min(_TINY))
+    # in place, one buffer: the same values as -log((-log(u.clamp(tiny))).clamp(tiny))
+    return u.clamp_min_(_TINY).log_().neg_().clamp_min_(_TINY).log_().neg_()
