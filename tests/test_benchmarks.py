@@ -289,3 +289,21 @@ def test_cli_rejects_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "unknown backend" in capsys.readouterr().err
     assert main(["--backends", "tvae", "--datasets", "mnist", "--out", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_dcr_share_counts_ties_as_one_half():
+    """A generator that emits rows present in both references is a coin flip, not 0."""
+    import pandas as pd
+
+    from benchmarks.metrics import memorisation_scores
+    from synthgen import Schema
+
+    shared = pd.DataFrame({"a": [0, 1, 2, 3] * 25, "b": [1, 0, 1, 0] * 25})
+    schema = Schema.infer(shared)
+    scores = memorisation_scores(shared, shared.iloc[:40], shared.copy(), schema, seed=0)
+    assert scores["dcr_ties"] == 1.0 and scores["dcr_share"] == 0.5
+    copied = pd.DataFrame({"a": [5, 6, 7, 8] * 25, "b": [2, 3, 2, 3] * 25})
+    train = pd.concat([shared.iloc[:50], copied.iloc[:50]], ignore_index=True)
+    schema = Schema.infer(train)
+    scores = memorisation_scores(train, copied.iloc[:40], shared, schema, seed=0)
+    assert scores["dcr_share"] == 1.0 and scores["exact_copies"] == 1.0
