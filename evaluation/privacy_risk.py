@@ -1,7 +1,8 @@
 """Privacy risk section: runs the attacks of ``privacy.attacks`` and summarises them.
 
 - ``privacy.dcr_share``: share of synthetic rows closer to a training row than to any
-  holdout row (SDMetrics DCROverfittingProtection definition), measured against
+  holdout row (SDMetrics DCROverfittingProtection's distance, on one numeric scale for
+  both references: ``privacy.attacks.dcr_overfitting``), measured against
   equally many training and holdout rows: the larger table is subsampled (seeded) to
   the smaller one's size, because with unequal sizes a row drawn from the real
   distribution is closer to the larger table more often than not (26,000 vs 6,561
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from privacy.attacks import (
-    balanced_references,
+    dcr_overfitting,
     exact_copy_rate,
     membership_inference_auc,
     nearest_distances,
@@ -37,10 +38,6 @@ def _sample(df: pd.DataFrame, n: int | None, rng: np.random.Generator) -> pd.Dat
     if n is None or len(df) <= n:
         return df
     return df.iloc[np.sort(rng.choice(len(df), n, replace=False))]
-
-
-def _nearest(query: pd.DataFrame, reference: pd.DataFrame, schema: Schema) -> np.ndarray:
-    return nearest_distances(query, reference, schema, k=1)[:, 0]
 
 
 def _reference_sizes(
@@ -92,10 +89,9 @@ def privacy_risk(
     table = {"dcr_training": d1, "nndr": ratio}
     details: dict[str, pd.DataFrame] = {}
     if holdout is not None:
-        ref_train, ref_hold = balanced_references(real, holdout, seed)
-        d_balanced = d1 if len(ref_train) == len(real) else _nearest(syn, ref_train, schema)
-        d_hold = _nearest(syn, ref_hold, schema)
-        share = float(np.mean(d_balanced < d_hold))
+        dcr = dcr_overfitting(real, syn, holdout, schema, seed=seed)
+        d_hold = dcr.dcr_holdout
+        share = float(dcr.closer_to_training)
         scores["privacy.dcr_share"] = share
         scores["privacy.dcr_protection"] = min((1.0 - share) * 2.0, 1.0)
         scores["privacy.mia_auc"] = membership_inference_auc(
@@ -103,7 +99,7 @@ def privacy_risk(
         )
         table["dcr_holdout"] = d_hold
         details["privacy.dcr_reference"] = _reference_sizes(
-            real, holdout, synthetic, syn, len(ref_train)
+            real, holdout, synthetic, syn, int(dcr.n_used or len(real))
         )
     quantiles = [0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 1.0]
     summary = pd.DataFrame(

@@ -54,7 +54,11 @@ class _Prepared:
 
 
 def _prepare(
-    query: pd.DataFrame, reference: pd.DataFrame, schema: SchemaLike, dtype: torch.dtype
+    query: pd.DataFrame,
+    reference: pd.DataFrame,
+    schema: SchemaLike,
+    dtype: torch.dtype,
+    scale: pd.DataFrame | None = None,
 ) -> _Prepared:
     clean_q, clean_r, null_q, null_r, cat_q, cat_r = [], [], [], [], [], []
     n_columns = 0
@@ -65,7 +69,8 @@ def _prepare(
         name = spec.name
         if spec.kind in ("numerical", "datetime"):
             q, r = _as_float(query[name]), _as_float(reference[name])
-            finite = r[~np.isnan(r)]
+            ruler = r if scale is None else _as_float(scale[name])
+            finite = ruler[~np.isnan(ruler)]
             span = float(finite.max() - finite.min()) if len(finite) else 0.0
             if span == 0 or not math.isfinite(span):
                 cat_q.append(_keys(pd.Series(q)))
@@ -176,13 +181,18 @@ def nearest_distances(
     k: int = 1,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
+    scale: pd.DataFrame | None = None,
 ) -> np.ndarray:
     """Distances (SDMetrics DCR distance) from each query row to its ``k`` closest
-    reference rows, sorted ascending; shape ``(len(query), k)``."""
+    reference rows, sorted ascending; shape ``(len(query), k)``.
+
+    Numbers are scaled by the reference's range (SDMetrics), or by ``scale``'s when
+    given: distances to two references are only comparable on one ruler.
+    """
     if len(reference) == 0 or len(query) == 0:
         raise DataError("nearest-neighbour search needs non-empty query and reference tables")
     k = min(k, len(reference))
-    p = _prepare(query, reference, schema, dtype)
+    p = _prepare(query, reference, schema, dtype, scale)
     dev = _device(device)
     if dev.type != "cpu":
         for name in ("q_clean", "r_clean", "q_null", "r_null", "q_onehot", "r_onehot"):
@@ -274,6 +284,7 @@ def dcr_overfitting(
     schema: SchemaLike,
     seed: int = 0,
     balance: bool = True,
+    common_scale: bool = True,
 ) -> DCRResult:
     """Share of synthetic rows strictly closer to a training row than to any holdout row.
 
@@ -282,12 +293,19 @@ def dcr_overfitting(
     so that 0.5 is the ideal whatever the split; near 1 means the generator copies its
     training rows. ``balance=False`` measures against the tables as given, which is
     SDMetrics' definition and only meaningful for equal sizes (equal sizes give the
-    same answer either way). Each reference table scales numbers by its own range, as
-    SDMetrics does.
+    same answer either way).
+
+    With ``common_scale`` (the default) numbers are scaled by the range of both
+    reference tables together. SDMetrics scales each by its own range
+    (``common_scale=False`` reproduces it), which favours the table with the wider
+    range: one extreme value in the holdout shrinks every distance to it. On
+    credit_default's heavy-tailed amounts, real rows that neither table holds were
+    "closer to training" 27% of the time that way, 50% on one ruler.
     """
     ref_train, ref_hold = balanced_references(train, holdout, seed) if balance else (train, holdout)
-    d_train = nearest_distances(synthetic, ref_train, schema)[:, 0]
-    d_hold = nearest_distances(synthetic, ref_hold, schema)[:, 0]
+    ruler = pd.concat([ref_train, ref_hold], ignore_index=True) if common_scale else None
+    d_train = nearest_distances(synthetic, ref_train, schema, scale=ruler)[:, 0]
+    d_hold = nearest_distances(synthetic, ref_hold, schema, scale=ruler)[:, 0]
     closer = float(np.mean(d_train < d_hold))
     return DCRResult(
         closer,

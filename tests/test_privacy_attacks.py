@@ -73,7 +73,7 @@ def test_dcr_share_equals_sdmetrics_overfitting_protection(adult):
         ref = DCROverfittingProtection.compute_breakdown(
             train, syn, hold, sdv_metadata(schema), None
         )
-    ours = dcr_overfitting(train, syn, hold, schema)
+    ours = dcr_overfitting(train, syn, hold, schema, common_scale=False)
     share = ref["synthetic_data_percentages"]["closer_to_training"]
     assert ours.closer_to_training == pytest.approx(share, abs=1e-9)
     assert ours.score == pytest.approx(ref["score"], abs=1e-9)
@@ -163,3 +163,20 @@ def test_evaluate_reports_the_reference_sizes_and_a_fair_share(tmp_path):
     assert sizes.loc["synthetic"].tolist() == [1000, 1000]
     page = report.to_html(tmp_path / "r.html")
     assert 'id="privacy-dcr-reference"' in page and "<td>2000</td>" in page
+
+
+def test_one_ruler_for_both_references_keeps_real_rows_at_one_half():
+    """An extreme value in the holdout widens its range; scaled per table (SDMetrics),
+    every distance to the holdout shrinks and fresh real rows look 'closer to holdout'."""
+    rng = np.random.default_rng(3)
+
+    def draw(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"a": rng.lognormal(0, 1, n), "b": rng.lognormal(0, 1, n)})
+
+    train, hold, fresh = draw(1500), draw(1500), draw(1500)
+    hold.loc[0, ["a", "b"]] = [1e4, 1e4]  # one outlier, as heavy-tailed amounts have
+    schema = Schema.infer(train)
+    per_table = dcr_overfitting(train, fresh, hold, schema, common_scale=False)
+    one_ruler = dcr_overfitting(train, fresh, hold, schema)
+    assert per_table.closer_to_training < 0.2
+    assert abs(one_ruler.closer_to_training - 0.5) < 0.05
