@@ -173,7 +173,9 @@ def fit(
         None, help="Training table (.csv or .parquet); or --from a catalog dataset."
     ),
     backend: str = typer.Option(
-        "tabular_ar", help="Generator backend (tabular_ar, tvae, ctgan, tabddpm)."
+        "tabular_ar",
+        help="Generator backend (tabular_ar, tvae, ctgan, tabddpm; aim, mst: marginal-based "
+        "DP, need --epsilon and the 'marginals' extra).",
     ),
     out_path: Path = typer.Option(Path("model.synth"), "--out", help="Model file to write."),
     epochs: int | None = typer.Option(None, help="Training epochs (default: the backend's)."),

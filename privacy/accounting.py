@@ -58,6 +58,10 @@ PREPROCESSING_CAP = 1.0
 PREPROCESSING_DELTA_SHARE = 0.1
 
 ACCOUNTANTS = ("rdp", "prv")
+#: Accountants a receipt may name: DP-SGD's, and "zcdp" for the marginal-based backends
+#: (AIM, MST: Gaussian measurements and exponential-mechanism selections accounted in
+#: zCDP and converted to (epsilon, delta) by ``privacy.zcdp``).
+RECEIPT_ACCOUNTANTS = (*ACCOUNTANTS, "zcdp")
 
 #: PRV's safe domain bound L (the largest privacy loss it discretises) above which its
 #: float64 arithmetic (``exp(t)`` for t in [-L, L]) overflows near t = 709.78 and the
@@ -623,9 +627,9 @@ class PrivacySpent:
         object.__setattr__(
             self, "steps", _count(self.steps, "steps", "steps taken is >= 0", minimum=0)
         )
-        if self.accountant not in ACCOUNTANTS:
+        if self.accountant not in RECEIPT_ACCOUNTANTS:
             raise ConfigError(
-                f"PrivacySpent.accountant={self.accountant!r} must be one of {ACCOUNTANTS}"
+                f"PrivacySpent.accountant={self.accountant!r} must be one of {RECEIPT_ACCOUNTANTS}"
             )
         if not isinstance(self.delta_source, str):
             raise ConfigError(f"PrivacySpent.delta_source={self.delta_source!r} must be a string")

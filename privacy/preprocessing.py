@@ -332,6 +332,85 @@ class ColumnRelease:
             return np.full(len(cells), 1.0 / len(cells))
         return cells / total
 
+    @property
+    def n_cells(self) -> int:
+        """Cells of the released domain: the values or bins, then null when nullable.
+
+        A discovered categorical column always has the null cell (``apply`` turns its
+        unreleased values into nulls), whatever its spec says.
+        """
+        return len(self.counts) + int(self.nullable or self.discovered)
+
+    def cells(self, series: pd.Series) -> np.ndarray:
+        """The cell of each value of a frame already mapped by ``apply`` (int64).
+
+        Categories by their released position, continuous values by their bin (a value
+        equal to an atom falls in the atom, as in the released histogram), nulls in the
+        last cell. The discretisation of the marginal-based backends: a fixed function
+        of each row, so it is free post-processing of what ``apply`` already did.
+        """
+        if self.kind == ID:
+            raise ConfigError(f"column {self.name!r} is an id column: it has no cells")
+        null_cell = len(self.counts)
+        if self.kind in (CATEGORICAL, BOOLEAN):
+            keys = category_keys(series)
+            categories = list(self.categories or [])
+            codes = (
+                pd.Index(categories, dtype=object).get_indexer(keys)
+                if categories
+                else np.full(len(keys), -1, dtype=np.int64)
+            )
+            codes = np.where(keys.isna().to_numpy() | (codes < 0), null_cell, codes)
+        else:
+            assert self.edges is not None
+            x = _as_seconds(series, self.kind)
+            missing = np.isnan(x)
+            filled = np.clip(np.where(missing, self.edges[0], x), self.edges[0], self.edges[-1])
+            n_bins = len(self.edges) - 1
+            codes = np.clip(np.searchsorted(self.edges, filled, side="right") - 1, 0, n_bins - 1)
+            for k in np.flatnonzero(np.diff(self.edges) == 0):
+                codes[filled == self.edges[k]] = k
+            codes = np.where(missing, null_cell, codes)
+        if (codes == null_cell).any() and self.n_cells <= null_cell:
+            raise DataError(
+                f"column {self.name!r} holds nulls but was released without a null cell; "
+                "set its schema nullable=True and fit again"
+            )
+        return codes.astype(np.int64)
+
+    def decode_cells(self, cell: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Values for given cells: the category, or a value uniform inside the bin.
+
+        Integers are rounded inside ``[low, high]`` (one bin per integer keeps them
+        exact), an atom (zero-width bin) decodes to its value, the null cell to null.
+        Dtypes as ``pseudo_frame``'s. ``rng`` is the only randomness.
+        """
+        cell = np.asarray(cell, dtype=np.int64)
+        n = len(cell)
+        if self.kind == ID:
+            return _id_series(n, self.dtype, self.name)
+        n_values = len(self.counts)
+        missing = cell >= n_values
+        if self.kind in (CATEGORICAL, BOOLEAN):
+            pool = np.empty(n_values + 1, dtype=object)
+            pool[:n_values] = list(self.categories or [])
+            pool[n_values] = None
+            values = pool[np.where(missing, n_values, cell)]
+            return _discrete_series(values, missing, self)
+        assert self.edges is not None and self.low is not None and self.high is not None
+        if n_values == 0:
+            x = np.full(n, np.nan)
+        else:
+            bin_ = np.clip(cell, 0, n_values - 1)
+            left, right = self.edges[bin_], self.edges[bin_ + 1]
+            x = left + rng.random(n) * (right - left)
+        if self.integer:
+            lo, hi = math.ceil(self.low), math.floor(self.high)
+            x = np.clip(np.round(x), lo, hi) if lo <= hi else np.full(n, self.low)
+        x = np.clip(x, self.low, self.high)
+        x[missing] = np.nan
+        return _continuous_series(x, missing, self)
+
     def draw(self, n: int, rng: np.random.Generator) -> pd.Series:
         """``n`` values drawn from this column's noisy histogram (see ``pseudo_frame``)."""
         if self.kind == ID:
@@ -344,22 +423,7 @@ class ColumnRelease:
             p = self._cell_probabilities()
             cell = rng.choice(len(p), size=n, p=p)
             missing = cell >= n_values
-        if self.kind in (CATEGORICAL, BOOLEAN):
-            pool = np.empty(n_values + 1, dtype=object)
-            pool[:n_values] = list(self.categories or [])
-            pool[n_values] = None
-            values = pool[np.where(missing, n_values, cell)]
-            return _discrete_series(values, missing, self)
-        assert self.edges is not None and self.low is not None and self.high is not None
-        bin_ = np.minimum(cell, n_values - 1)
-        left, right = self.edges[bin_], self.edges[bin_ + 1]
-        x = left + rng.random(n) * (right - left)
-        if self.integer:
-            lo, hi = math.ceil(self.low), math.floor(self.high)
-            x = np.clip(np.round(x), lo, hi) if lo <= hi else np.full(n, self.low)
-        x = np.clip(x, self.low, self.high)
-        x[missing] = np.nan
-        return _continuous_series(x, missing, self)
+        return self.decode_cells(np.where(missing, n_values, cell), rng)
 
 
 def _id_series(n: int, dtype: str, name: str) -> pd.Series:

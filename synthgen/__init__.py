@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 #: Public name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
+    "AIM": ("synthgen.backends", "AIM"),
+    "MST": ("synthgen.backends", "MST"),
     "BACKENDS": ("synthgen.backends", "BACKENDS"),
     "CTGAN": ("synthgen.backends", "CTGAN"),
     "TVAE": ("synthgen.backends", "TVAE"),
@@ -37,6 +39,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
+    "AIM",
+    "MST",
     "BACKENDS",
     "CTGAN",
     "TVAE",
@@ -74,7 +78,16 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what static tools see; nothing here runs
     from synthgen import datasets, errors
     from synthgen.augment import augment
-    from synthgen.backends import BACKENDS, CTGAN, TVAE, BaseGenerator, TabDDPM, TabularAR
+    from synthgen.backends import (
+        AIM,
+        BACKENDS,
+        CTGAN,
+        MST,
+        TVAE,
+        BaseGenerator,
+        TabDDPM,
+        TabularAR,
+    )
     from synthgen.core.errors import SynthgenError
     from synthgen.models import load_model
     from synthgen.schema import ColumnSpec, Schema

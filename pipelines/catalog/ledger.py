@@ -251,6 +251,9 @@ class LedgerMixin:
         the model row and the receipt committed together afterwards. Returns the model id.
         """
         dp = getattr(model, "dp", None)
+        if dp is None and callable(getattr(model, "resolved_dp", None)):
+            # AIM / MST take their budget as epsilon= too: the same DPConfig either way
+            dp = model.resolved_dp()
         if dp is None:
             raise ConfigError(
                 f"{type(model).__name__} has dp=None; train_private needs a model built with "

@@ -175,11 +175,11 @@ def build_model(spec: JobSpec) -> Any:
 
     cls = BACKENDS[spec.model.backend]
     params = dict(spec.model.params)
-    for reserved in ("seed", "dp"):
+    for reserved in ("seed", "dp", "epsilon", "delta"):
         if reserved in params:
             raise ConfigError(
                 f"model.params.{reserved}: set it at the job level (seed:) or as model.dp, "
-                "not in params"
+                "not in params (a job's privacy budget is model.dp, which the ledger charges)"
             )
     unknown = [k for k in params if k not in cls._param_names()]
     if unknown:

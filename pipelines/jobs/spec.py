@@ -30,6 +30,8 @@ from synthgen.errors import ConfigError
 #: The backend a job (and ``synthgen fit``) uses when none is named: the harness winner
 #: on quality per CPU-minute (docs/benchmarks.md).
 DEFAULT_BACKEND = "tabular_ar"
+#: Backends that only exist under DP (marginal-based: AIM, MST): a job must give model.dp.
+PRIVATE_ONLY_BACKENDS = ("aim", "mst")
 EVALUATION_SECTIONS = (
     "fidelity",
     "detection",
@@ -108,6 +110,15 @@ class ModelSpec(_Strict):
         if value.lower() not in BACKENDS:
             raise ValueError(f"unknown backend {value!r}; available: {', '.join(sorted(BACKENDS))}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _private_only(self) -> ModelSpec:
+        if self.backend in PRIVATE_ONLY_BACKENDS and self.dp is None:
+            raise ValueError(
+                f"backend {self.backend!r} is differentially private by construction: give "
+                "its budget as model.dp, e.g. dp: {epsilon: 1}"
+            )
+        return self
 
 
 class Augment(_Strict):

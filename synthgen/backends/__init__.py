@@ -2,6 +2,7 @@
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.ctgan import CTGAN
+from synthgen.backends.marginal import AIM, MST
 from synthgen.backends.tabddpm import TabDDPM
 from synthgen.backends.tabular_ar import TabularAR
 from synthgen.backends.tvae import TVAE
@@ -11,6 +12,8 @@ BACKENDS: dict[str, type[BaseGenerator]] = {
     "ctgan": CTGAN,
     "tabular_ar": TabularAR,
     "tabddpm": TabDDPM,
+    "aim": AIM,
+    "mst": MST,
 }
 
-__all__ = ["BACKENDS", "CTGAN", "TVAE", "BaseGenerator", "TabDDPM", "TabularAR"]
+__all__ = ["AIM", "BACKENDS", "CTGAN", "MST", "TVAE", "BaseGenerator", "TabDDPM", "TabularAR"]

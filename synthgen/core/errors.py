@@ -37,3 +37,7 @@ class ModelFileError(SynthgenError, OSError):
 
 class ConditionError(SynthgenError, ValueError):
     """A sampling condition names an unknown column or an impossible value."""
+
+
+class MissingDependencyError(SynthgenError, ImportError):
+    """An optional dependency (an extra such as ``marginals``) is not installed."""
