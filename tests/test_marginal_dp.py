@@ -334,3 +334,23 @@ def test_a_job_with_backend_mst_charges_the_ledger(tmp_path, frame):
         build_model(
             parse_spec(json.dumps({**spec, "model": {**spec["model"], "params": {"epsilon": 1}}}))
         )
+
+
+def test_each_fit_releases_jax_compiled_programs(frame, monkeypatch):
+    """AIM compiles a program per clique set; kept for the process's life, nine Adult
+    fits in one process exhausted its memory maps. Every fit releases them, even one
+    that fails."""
+    import synthgen.backends.marginal as marginal
+
+    calls = []
+    monkeypatch.setattr(marginal, "release_compiled_programs", lambda: calls.append(1))
+    sg.MST(epsilon=2.0, seed=0, progress=False).fit(frame, schema=_schema(frame))
+    assert calls == [1]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("estimation failed")
+
+    monkeypatch.setattr(marginal.MST, "_select_and_measure", broken)
+    with pytest.raises(RuntimeError, match="estimation failed"):
+        sg.MST(epsilon=2.0, seed=0, progress=False).fit(frame, schema=_schema(frame))
+    assert calls == [1, 1]

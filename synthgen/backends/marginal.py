@@ -82,6 +82,22 @@ MIN_BLOCK = 1024
 _EXCLUDED = -1e6
 
 
+def release_compiled_programs() -> None:
+    """Drop jax's compiled programs once a fit is done.
+
+    Every AIM round estimates a model over a new set of cliques, which jax compiles
+    anew; the executables stay cached (in memory maps) for the life of the process.
+    A process that fits many models (a scheduler, a Ray worker, the DP harness: nine
+    AIM fits) ran out of maps ("LLVM compilation error: Cannot allocate memory")
+    with most of its RAM free. The programs are not reused across fits anyway.
+    """
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "clear_caches"):
+        jax.clear_caches()
+
+
 def import_mbi() -> Any:
     """The ``mbi`` module, or a ``MissingDependencyError`` naming the extra to install."""
     try:
@@ -391,9 +407,12 @@ class MarginalGenerator(BaseGenerator):
         budget = ZCDPBudget(rho)
         rng = np.random.default_rng(streams.seed("noise"))
         measurements = self._release_measurements(transformer)
-        with timer() as fit_time:
-            model = self._select_and_measure(mbi, codes, measurements, budget, rng, log)
-            model = self._final_estimate(mbi, measurements, len(df), model, log)
+        try:
+            with timer() as fit_time:
+                model = self._select_and_measure(mbi, codes, measurements, budget, rng, log)
+                model = self._final_estimate(mbi, measurements, len(df), model, log)
+        finally:
+            release_compiled_programs()
         log.training_seconds = fit_time[0]
         self._store(model, measurements, len(df))
         epsilon_used = zcdp_epsilon(budget.used, delta_m) if budget.used > 0 else 0.0

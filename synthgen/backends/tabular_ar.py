@@ -163,7 +163,13 @@ class ColumnHeadsNetwork(nn.Module):
             taps.append(
                 Tap("embedding", emb, batch_dim=0, bias=False, params=(self.embedding.weight,))
             )
-        context = exclusive_prefix_sums(self.placed(emb), ranks)  # (B, n, blocks * d)
+        if self.blocks == self.n:
+            # one slot per sub-column: the masked concatenation itself, one pass over
+            # (B, n, n, d) (the prefix sums would take several over the same size)
+            visible = (ranks.unsqueeze(2) > ranks.unsqueeze(1)).unsqueeze(-1).to(emb.dtype)
+            context = (emb.unsqueeze(1) * visible).reshape(emb.shape[0], self.n, -1)
+        else:  # shared slots: prefix sums in each row's order, O(n) per row
+            context = exclusive_prefix_sums(self.placed(emb), ranks)  # (B, n, blocks * d)
         return self._heads(context.transpose(0, 1), slice(None), taps)
 
     def add_to_context(self, context: torch.Tensor, column: int, emb: torch.Tensor) -> None:
@@ -178,8 +184,8 @@ class ColumnHeadsNetwork(nn.Module):
     def column_logits(self, context: torch.Tensor, column: int) -> torch.Tensor:
         """Logits of one sub-column from the context of the tokens known so far."""
         size = self.sizes[column]
-        h = F.relu(torch.addmm(self.b1[column], context, self.w1[column]))
-        h = h + F.relu(torch.addmm(self.b2[column], h, self.w2[column]))
+        h = torch.addmm(self.b1[column], context, self.w1[column]).relu_()
+        h = h.add_(torch.addmm(self.b2[column], h, self.w2[column]).relu_())
         return torch.addmm(self.b3[column, :, :size], h, self.w3[column, :, :size])
 
 
