@@ -104,10 +104,16 @@ class BaseGenerator:
         self.accelerate = accelerate
 
     # ------------------------------------------------------------------ params
+    #: False for backends that do not train through the scaffold (AIM, MST): their
+    #: parameters are their own constructors' only, not the scaffold's below.
+    scaffold_params: ClassVar[bool] = True
+
     @classmethod
     def _param_names(cls) -> list[str]:
         names: list[str] = []
         for klass in cls.__mro__:
+            if klass is BaseGenerator and not cls.scaffold_params:
+                break
             if "__init__" not in vars(klass):
                 continue
             for name, p in inspect.signature(klass.__init__).parameters.items():

@@ -236,6 +236,7 @@ class MarginalGenerator(BaseGenerator):
     """
 
     backend_name: ClassVar[str] = "marginal"
+    scaffold_params: ClassVar[bool] = False
     transformer_class: ClassVar[type] = CellTransformer
 
     def __init__(
@@ -263,24 +264,6 @@ class MarginalGenerator(BaseGenerator):
         self.device = device
         self.progress = progress
         self.max_training_time = max_training_time
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        """Constructor arguments of the classes above ``BaseGenerator`` only."""
-        import inspect
-
-        names: list[str] = []
-        for klass in cls.__mro__:
-            if klass is BaseGenerator:
-                break
-            if "__init__" not in vars(klass):
-                continue
-            for name, p in inspect.signature(klass.__init__).parameters.items():
-                if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                    continue
-                if name not in names:
-                    names.append(name)
-        return names
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
