@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,12 +60,15 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
     """ru_maxrss of a vfork/exec'd child carries the parent's peak; VmHWM does not."""
     ballast = bytearray(200 * 2**20)
     ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident
-    code = "import time; x = bytearray(40 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
-    child = subprocess.Popen([sys.executable, "-c", code + "time.sleep(1.0)"])
+    code = "import sys; x = bytearray(40 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+    code += "print('ready', flush=True); sys.stdin.read()"  # hold the memory until told
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
-        time.sleep(0.6)
+        assert child.stdout.readline().strip() == "ready"
         peak = sampling._peak_of(child.pid) / 2**20
     finally:
-        child.wait()
+        child.communicate("")
     assert 40 <= peak < 150, peak
     assert len(ballast) == 200 * 2**20
