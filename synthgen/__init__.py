@@ -24,6 +24,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "MST": ("synthgen.backends", "MST"),
     "BACKENDS": ("synthgen.backends", "BACKENDS"),
     "CTGAN": ("synthgen.backends", "CTGAN"),
+    "ImageVAE": ("synthgen.backends", "ImageVAE"),
+    "ImageGAN": ("synthgen.backends", "ImageGAN"),
+    "ImageDDPM": ("synthgen.backends", "ImageDDPM"),
+    "ImageSchema": ("synthgen.images", "ImageSchema"),
+    "ImageSet": ("synthgen.images", "ImageSet"),
+    "images": ("synthgen.images", None),
     "TVAE": ("synthgen.backends", "TVAE"),
     "TabDDPM": ("synthgen.backends", "TabDDPM"),
     "TabularAR": ("synthgen.backends", "TabularAR"),
@@ -43,6 +49,11 @@ __all__ = [
     "MST",
     "BACKENDS",
     "CTGAN",
+    "ImageDDPM",
+    "ImageGAN",
+    "ImageSchema",
+    "ImageSet",
+    "ImageVAE",
     "TVAE",
     "TabDDPM",
     "TabularAR",
@@ -55,6 +66,7 @@ __all__ = [
     "augment",
     "datasets",
     "errors",
+    "images",
     "load_model",
 ]
 
@@ -85,10 +97,14 @@ if TYPE_CHECKING:  # what static tools see; nothing here runs
         MST,
         TVAE,
         BaseGenerator,
+        ImageDDPM,
+        ImageGAN,
+        ImageVAE,
         TabDDPM,
         TabularAR,
     )
     from synthgen.core.errors import SynthgenError
+    from synthgen.images import ImageSchema, ImageSet
     from synthgen.models import load_model
     from synthgen.schema import ColumnSpec, Schema
     from synthgen.transforms import TableTransformer

@@ -2,6 +2,9 @@
 
 from synthgen.backends.base import BaseGenerator
 from synthgen.backends.ctgan import CTGAN
+from synthgen.backends.image_ddpm import ImageDDPM
+from synthgen.backends.image_gan import ImageGAN
+from synthgen.backends.image_vae import ImageVAE
 from synthgen.backends.marginal import AIM, MST
 from synthgen.backends.tabddpm import TabDDPM
 from synthgen.backends.tabular_ar import TabularAR
@@ -14,6 +17,21 @@ BACKENDS: dict[str, type[BaseGenerator]] = {
     "tabddpm": TabDDPM,
     "aim": AIM,
     "mst": MST,
+    "image_vae": ImageVAE,
+    "image_gan": ImageGAN,
+    "image_ddpm": ImageDDPM,
 }
 
-__all__ = ["AIM", "BACKENDS", "CTGAN", "MST", "TVAE", "BaseGenerator", "TabDDPM", "TabularAR"]
+__all__ = [
+    "AIM",
+    "BACKENDS",
+    "CTGAN",
+    "ImageDDPM",
+    "ImageGAN",
+    "ImageVAE",
+    "MST",
+    "TVAE",
+    "BaseGenerator",
+    "TabDDPM",
+    "TabularAR",
+]

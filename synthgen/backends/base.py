@@ -285,6 +285,38 @@ class BaseGenerator:
             return 0.0
         return (time.perf_counter() - self._started) / max(self._budget, 1e-9)
 
+    def _encode_training_data(
+        self, df: Any, schema: Any, streams: SeedStreams, device: torch.device
+    ) -> tuple[Any, torch.Tensor, Any]:
+        """Check the training data, fit the transform, encode the rows once.
+
+        Returns the fitted transform, the encoded rows on ``device`` and, under ``dp``,
+        the DP view of the data (``private.PrivateData``: what the transform and the
+        initial values may read, and the preprocessing's share of the budget). Image
+        backends override this: their data is an ``ImageSet``, not a frame.
+        """
+        check_frame(df)
+        if len(df) < 2:
+            raise ConfigError(
+                f"the frame has {len(df)} row; a generator needs at least 2 rows to learn from"
+            )
+        schema = Schema.infer(df) if schema is None else schema
+        options = {
+            "seed": streams.small_seed("transform"),
+            **self._transformer_defaults(),
+            **(self.transformer_options or {}),
+        }
+        transformer = self.transformer_class(**options)
+        if self.dp is None:
+            transformer.fit(df, schema)
+            return transformer, transformer.encode(df).to(device), None
+        # the transform and the initial values see only DP statistics (see private)
+        from synthgen.backends.private import prepare_private
+
+        private = prepare_private(df, schema, self.dp, streams.seed("release"))
+        transformer.fit(private.pseudo, private.schema)
+        return transformer, transformer.encode(private.frame).to(device), private
+
     def _fit(
         self,
         df: pd.DataFrame,
@@ -293,31 +325,9 @@ class BaseGenerator:
         device: torch.device,
         streams: SeedStreams,
     ):
-        check_frame(df)
-        if len(df) < 2:
-            raise ConfigError(
-                f"the frame has {len(df)} row; a generator needs at least 2 rows to learn from"
-            )
         log = TrainingLog()
-        private = None
         with timer() as prep:
-            schema = Schema.infer(df) if schema is None else schema
-            options = {
-                "seed": streams.small_seed("transform"),
-                **self._transformer_defaults(),
-                **(self.transformer_options or {}),
-            }
-            transformer = self.transformer_class(**options)
-            if self.dp is None:
-                transformer.fit(df, schema)
-                data = transformer.encode(df).to(device)
-            else:
-                # the transform and the initial values see only DP statistics (see private)
-                from synthgen.backends.private import prepare_private
-
-                private = prepare_private(df, schema, self.dp, streams.seed("release"))
-                transformer.fit(private.pseudo, private.schema)
-                data = transformer.encode(private.frame).to(device)
+            transformer, data, private = self._encode_training_data(df, schema, streams, device)
         log.preprocessing_seconds = prep[0]
         self._prepare(transformer, device)
         if private is not None:
