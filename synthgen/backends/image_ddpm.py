@@ -48,6 +48,10 @@ class ImageDDPM(ImageGenerator):
     eta: DDIM noise scale (0 deterministic given the starting noise, 1 ancestral).
     guidance: classifier-free guidance weight ``w`` (0: plain conditional model).
     label_dropout: share of training labels replaced by the "no class" token.
+    snr_gamma: Min-SNR loss weighting (Hang et al. 2023): each step's error is weighted
+        by ``min(SNR_t, gamma) / SNR_t``, so the nearly clean steps, whose noise is
+        easy to predict and says little about the image, do not dominate the
+        gradient; it shortens training several-fold. ``None``: the plain loss.
     learning_rate / ema_decay: AdamW step size and the weight average's decay.
     """
 
@@ -69,6 +73,7 @@ class ImageDDPM(ImageGenerator):
         eta: float = 0.0,
         guidance: float = 1.0,
         label_dropout: float = 0.1,
+        snr_gamma: float | None = 5.0,
         learning_rate: float = 2e-3,
         ema_decay: float = 0.995,
         **scaffold: Any,
@@ -85,6 +90,7 @@ class ImageDDPM(ImageGenerator):
         self.eta = eta
         self.guidance = guidance
         self.label_dropout = label_dropout
+        self.snr_gamma = snr_gamma
         self.learning_rate = learning_rate
         self.ema_decay = ema_decay
 
@@ -110,6 +116,7 @@ class ImageDDPM(ImageGenerator):
         check_float("eta", self.eta, 0.0, 1.0)
         check_float("guidance", self.guidance, 0.0)
         check_float("label_dropout", self.label_dropout, 0.0, 1.0, high_open=True)
+        check_float("snr_gamma", self.snr_gamma, 0.0, low_open=True, optional=True)
         check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
         check_float("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
 
@@ -171,7 +178,12 @@ class ImageDDPM(ImageGenerator):
             drop = torch.rand(n, device=x0.device) < float(self.label_dropout)
             labels = torch.where(drop, torch.full_like(labels, self.n_classes), labels)
         predicted = self.net_(xt, t, labels)
-        return RowLoss(((predicted - noise) ** 2).flatten(1).mean(dim=1))
+        error = ((predicted - noise) ** 2).flatten(1).mean(dim=1)
+        if self.snr_gamma is None:
+            return RowLoss(error)
+        snr = (alpha_bar / (1 - alpha_bar)).flatten()
+        weight = snr.clamp(max=float(self.snr_gamma)) / snr
+        return RowLoss(weight * error, {"mse": error.mean().detach()})
 
     # ------------------------------------------------------------------ sampling
     def _generate_images(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
