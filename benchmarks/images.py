@@ -156,7 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         print(markdown_table(args.out))
         return
+    previous = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        run(args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Fit, sample and score every backend (and the references), one JSON line each."""
     overrides: dict[str, dict[str, Any]] = {}
     for item in args.set:
         key, value = item.split("=", 1)

@@ -218,6 +218,14 @@ def register(app: typer.Typer) -> None:
         for key in ("uri", "digest", "row_count", "bytes", "created_at", "owner", "state"):
             out.print(f"  {key}: {shown[key]}")
         out.print(f"  tags: {', '.join(shown['tags']) or '-'}")
+        if "images" in shown:  # an image dataset: rows are images
+            images = shown["images"]
+            classes = images["classes"]
+            out.print(f"  images: {images['count']:,} of {'x'.join(map(str, images['shape']))} "
+                      "(channels x height x width)")  # fmt: skip
+            out.print(f"  classes ({len(classes)}): {', '.join(classes)}")
+            if images.get("extractor"):
+                out.print(f"  feature extractor: {images['extractor']['name']}")
         for edge in shown["parents"]:
             out.print(f"  {edge['relation']} {edge['parent']}")
         for report in shown["reports"]:

@@ -30,6 +30,9 @@ tz-aware datetimes as UTC without a zone (the zone itself is not checked).
 
 great_expectations is imported inside the functions that run it (it takes seconds to
 import), so ``import pipelines.validation`` stays cheap.
+
+Image sets have a gate of their own with the same result type (``image_suite`` and
+``validate_images``, from ``pipelines.images.validation``; docs/images.md).
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ __all__ = [
     "ValidationFailure",
     "ValidationResult",
     "derive_suite",
+    "image_suite",
     "load_suite",
     "save_suite",
     "validate",
+    "validate_images",
 ]
 
 #: Offending values GX returns per expectation (SUMMARY format): bounded memory on
@@ -769,3 +774,8 @@ def _json_safe(value: Any) -> Any:
     except (TypeError, ValueError):
         pass
     return str(value)
+
+
+# Image sets: their own checks, the same ValidationResult (see pipelines.images.validation,
+# which imports this module only inside its functions, so this import cannot cycle).
+from pipelines.images.validation import image_suite, validate_images  # noqa: E402

@@ -307,3 +307,23 @@ def test_dcr_share_counts_ties_as_one_half():
     schema = Schema.infer(train)
     scores = memorisation_scores(train, copied.iloc[:40], shared, schema, seed=0)
     assert scores["dcr_share"] == 1.0 and scores["exact_copies"] == 1.0
+
+
+def test_image_harness_writes_rows_with_every_score(tmp_path):
+    from benchmarks import images
+
+    out = tmp_path / "images.jsonl"
+    images.main(
+        ["--size", "8", "--budget", "1", "--per-class", "3", "--backends", "image_vae",
+         "--threads", "1", "--out", str(out)]
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["backend"] for r in rows] == ["real (holdout)", "shuffled pixels", "image_vae"]
+    real, shuffled, vae = rows
+    # the references bracket the scale: the holdout is near the floor, shuffled far off
+    assert real["fid.image"] == real["fid.real_vs_real"]
+    assert shuffled["fid.image"] > 10 * real["fid.image"]
+    assert vae["images"] == 30 and vae["epochs"] >= 1 and vae["fit_seconds"] > 0
+    assert vae["extractor"]["digest"] == real["extractor"]["digest"]
+    table = images.markdown_table(out)
+    assert table.count("\n") == 4 and "image_vae" in table

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,11 +31,14 @@ from pipelines.catalog.database import CatalogError, open_engine, resolve_url
 from pipelines.catalog.ledger import LedgerMixin
 from pipelines.catalog.profile import table_profile
 from pipelines.catalog.storage import (
+    IMAGE_FORMAT,
     MODELS_DIR,
     REPORTS_DIR,
     Storage,
     content_digest,
+    encode_images,
     encode_table,
+    image_digest,
 )
 from synthgen.errors import ConfigError, DataError
 
@@ -101,6 +104,11 @@ class DatasetInfo:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def modality(self) -> str:
+        """``"images"`` for an image set (Parquet of PNGs), else ``"table"``."""
+        return "images" if self.format == IMAGE_FORMAT else "table"
 
     @classmethod
     def of(cls, row: m.Dataset) -> DatasetInfo:
@@ -180,6 +188,40 @@ def _finite_scores(scores: Mapping[str, Any]) -> dict[str, float | None]:
             continue
         out[str(key)] = number if number == number and abs(number) != float("inf") else None
     return out
+
+
+def _is_image_report(report: Any) -> bool:
+    from evaluation.images.report import ImageReport
+
+    return isinstance(report, ImageReport)
+
+
+def _report_from_dict(data: dict[str, Any]) -> Any:
+    """An ``EvaluationReport``, or an ``ImageReport`` when the dict is one."""
+    from evaluation.images.report import FORMAT as IMAGE_REPORT_FORMAT
+    from evaluation.images.report import ImageReport
+    from evaluation.report import EvaluationReport
+
+    if data.get("format") == IMAGE_REPORT_FORMAT:
+        return ImageReport.from_dict(data)
+    return EvaluationReport.from_dict(data)
+
+
+def _extractor_bytes(extractor: Any) -> bytes:
+    """A fitted ``ImageFeatureExtractor`` as its file's bytes (the safe model format)."""
+    import tempfile
+
+    from evaluation.images.extractor import ImageFeatureExtractor
+
+    if not isinstance(extractor, ImageFeatureExtractor):
+        raise ConfigError(
+            f"extractor must be an evaluation.images ImageFeatureExtractor, got "
+            f"{type(extractor).__name__}"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "extractor.synth"
+        extractor.save(path)
+        return path.read_bytes()
 
 
 class Catalog(LedgerMixin):
@@ -301,6 +343,12 @@ class Catalog(LedgerMixin):
     def read(self, ref: str) -> pd.DataFrame:
         """The data of a dataset version, checked against its digest."""
         info = self.get(ref)
+        if info.modality == "images":
+            raise DataError(
+                f"{info.ref} is an image dataset ({info.row_count} images), not a table; read "
+                "it with Catalog.read_images, or use it as source: {images: {catalog: ...}} "
+                "in an image job"
+            )
         df = self.storage.read_table(info.uri)
         if content_digest(df) != info.digest:
             raise DataError(
@@ -355,14 +403,176 @@ class Catalog(LedgerMixin):
         report_row = self._report_payload(report) if report is not None else None
         validation_row = self._validation_payload(validation) if validation is not None else None
         encoded, data, digest = encode_table(data)
+        return self._store_version(
+            name,
+            encoded,
+            digest,
+            fmt="parquet",
+            row_count=len(data),
+            schema_dict=schema_dict,
+            profile_of=lambda: table_profile(data),
+            edges=edges,
+            tag_list=tag_list,
+            report_row=report_row,
+            validation_row=validation_row,
+            owner=owner,
+            description=description,
+            model_id=model_id,
+            job_run_id=job_run_id,
+        )
+
+    def export_images(
+        self,
+        images: Any,
+        name: str,
+        *,
+        parents: Sequence[Parent | str] = (),
+        report: Any = None,
+        validation: Any = None,
+        extractor: Any = None,
+        owner: str | None = None,
+        tags: Iterable[str] = (),
+        description: str | None = None,
+        model_id: int | None = None,
+        job_run_id: int | None = None,
+    ) -> ExportResult:
+        """Store an ``ImageSet`` as the next version of ``name`` (or return the identical one).
+
+        The same rules as ``export``: a content-addressed, immutable Parquet file (PNG
+        bytes and class names, the ``synthgen.images`` format) written before the rows,
+        lineage, report (an ``ImageReport`` too) and validation in one transaction. The
+        image schema is the version's schema. ``extractor`` (the
+        ``ImageFeatureExtractor`` the report was computed with) is stored under its
+        digest and recorded in the version's profile, so later runs can score against
+        the same feature space (``image_extractor``).
+        """
+        from pipelines.images.catalog import extractor_entry, image_profile
+        from synthgen.images import ImageSet
+
+        check_name(name)
+        if not isinstance(images, ImageSet):
+            raise DataError(
+                f"export_images needs a synthgen ImageSet, got {type(images).__name__}; build "
+                "one with ImageSet.from_arrays, from_folder or from_parquet"
+            )
+        if len(images) == 0:
+            raise DataError(f"dataset {name!r}: the image set is empty; nothing to export")
+        edges = [p if isinstance(p, Parent) else Parent(str(p)) for p in parents]
+        for edge in edges:
+            if edge.relation not in RELATIONS:
+                raise ConfigError(
+                    f"relation {edge.relation!r} to {edge.ref!r} is not one of {list(RELATIONS)}"
+                )
+        tag_list = sorted({check_name(t, "tag") for t in tags})
+        report_row = self._report_payload(report) if report is not None else None
+        validation_row = self._validation_payload(validation) if validation is not None else None
+        encoded, stored_set, digest = encode_images(images)
+        entry, extractor_bytes = None, None
+        if extractor is not None:
+            extractor_bytes = _extractor_bytes(extractor)
+            path = self.storage.extractor_path(extractor.digest)
+            entry = extractor_entry(extractor, self.storage.uri_of(path))
+
+        def store_extractor() -> str:
+            return self.storage.put_extractor(extractor_bytes, extractor.digest).uri
+
+        return self._store_version(
+            name,
+            encoded,
+            digest,
+            fmt=IMAGE_FORMAT,
+            row_count=len(stored_set),
+            schema_dict=stored_set.schema.to_dict(),
+            profile_of=lambda: image_profile(stored_set, entry),
+            edges=edges,
+            tag_list=tag_list,
+            report_row=report_row,
+            validation_row=validation_row,
+            owner=owner,
+            description=description,
+            model_id=model_id,
+            job_run_id=job_run_id,
+            companion=store_extractor if extractor is not None else None,
+        )
+
+    def read_images(self, ref: str) -> Any:
+        """The ``ImageSet`` of an image dataset version, checked against its digest."""
+        info = self.get(ref)
+        if info.modality != "images":
+            raise DataError(
+                f"{info.ref} is a table ({info.row_count} rows), not an image dataset; read it "
+                "with Catalog.read"
+            )
+        images = self.storage.read_images(info.uri)
+        if image_digest(images) != info.digest:
+            raise DataError(
+                f"the file of {info.ref} ({info.uri}) does not match its digest: it was "
+                "changed or damaged outside synthgen; restore it from a backup"
+            )
+        return images
+
+    def image_extractor(self, ref: str) -> Any:
+        """The ``ImageFeatureExtractor`` an image dataset version was evaluated with."""
+        import tempfile
+
+        from evaluation.images.extractor import ImageFeatureExtractor
+
+        info = self.get(ref)
+        entry = (info.profile.get("images") or {}).get("extractor") if info.profile else None
+        if info.modality != "images" or not entry:
+            raise DataError(
+                f"{info.ref} has no stored image feature extractor (it is not an image "
+                "dataset, or it was exported without an evaluation); give the extractor's "
+                "file instead"
+            )
+        data = self.storage.read_bytes(entry["uri"])
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "extractor.synth"
+            path.write_bytes(data)
+            extractor = ImageFeatureExtractor.load(path)
+        if extractor.digest != entry["digest"]:
+            raise DataError(
+                f"the feature extractor of {info.ref} ({entry['uri']}) does not match its "
+                "digest: it was changed outside synthgen"
+            )
+        return extractor
+
+    def _store_version(
+        self,
+        name: str,
+        encoded: bytes,
+        digest: str,
+        *,
+        fmt: str,
+        row_count: int,
+        schema_dict: dict[str, Any],
+        profile_of: Callable[[], dict[str, Any]],
+        edges: Sequence[Parent],
+        tag_list: list[str],
+        report_row: dict[str, Any] | None,
+        validation_row: dict[str, Any] | None,
+        owner: str | None,
+        description: str | None,
+        model_id: int | None,
+        job_run_id: int | None,
+        companion: Callable[[], str] | None = None,
+    ) -> ExportResult:
+        """Write the data file, then commit the version row with its lineage, report and
+        validation in one transaction (shared by tables and image sets).
+
+        ``companion`` stores a file the version refers to (an image set's feature
+        extractor) and returns its URI; it is called again under the storage lock if a
+        gc removed it meanwhile, like the data file.
+        """
         # Parents must exist before anything is written.
         with self.session() as session:
             parent_ids = [(self._find(session, e.ref).id, e.relation) for e in edges]
             known = self._by_digest(session, name, digest) is not None
         # Identical content is not stored again, but a new report or validation is kept.
         stored = None if known else self.storage.put_table(encoded, digest)
+        companion_uri = None if known or companion is None else companion()
         report_files = self._store_report(report_row)
-        profile = table_profile(data)
+        profile = profile_of()
 
         def attach(session: Session, dataset_id: int) -> None:
             if report_row is not None:
@@ -383,6 +593,10 @@ class Catalog(LedgerMixin):
                         # A gc removed the file since it was written (it was an orphan until
                         # now): no gc can run while this transaction holds the storage lock.
                         stored = self.storage.put_table(encoded, digest)
+                    if companion is not None and (
+                        companion_uri is None or not self.storage.exists(companion_uri)
+                    ):
+                        companion_uri = companion()
                     latest = session.scalar(
                         select(func.max(m.Dataset.version)).where(
                             m.Dataset.namespace == self.namespace, m.Dataset.name == name
@@ -394,8 +608,8 @@ class Catalog(LedgerMixin):
                         version=(latest or 0) + 1,
                         digest=digest,
                         uri=stored.uri,
-                        format="parquet",
-                        row_count=len(data),
+                        format=fmt,
+                        row_count=row_count,
                         bytes=stored.bytes,
                         schema_json=schema_dict,
                         profile=profile,
@@ -466,7 +680,9 @@ class Catalog(LedgerMixin):
                     "with synthgen evaluate ... --out report.json"
                 ) from exc
         elif isinstance(report, Mapping):
-            report = EvaluationReport.from_dict(dict(report))
+            report = _report_from_dict(dict(report))
+        if _is_image_report(report):
+            return {"scores": _finite_scores(report.scores), "_report": report}
         if not isinstance(report, EvaluationReport):
             raise ConfigError(
                 f"report must be an EvaluationReport, its dict or a JSON path, got "
@@ -553,6 +769,10 @@ class Catalog(LedgerMixin):
             for v in self.validations(info.ref)
         ]
         out["models"] = self._models_of(info.id)
+        if info.modality == "images":
+            from pipelines.images.catalog import image_summary
+
+            out["images"] = image_summary(info.schema, info.profile)
         return out
 
     def _models_of(self, dataset_id: int) -> list[dict[str, Any]]:
@@ -760,6 +980,13 @@ class Catalog(LedgerMixin):
         uris |= {u for u in session.scalars(select(m.Model.uri)).all() if u}
         for json_uri, html_uri in session.execute(select(m.Report.json_uri, m.Report.html_uri)):
             uris |= {u for u in (json_uri, html_uri) if u}
+        profiles = session.scalars(
+            select(m.Dataset.profile).where(m.Dataset.format == IMAGE_FORMAT)
+        ).all()
+        for profile in profiles:
+            entry = ((profile or {}).get("images") or {}).get("extractor") or {}
+            if entry.get("uri"):
+                uris.add(entry["uri"])
         return uris
 
     def gc(self, *, min_age: float = GC_MIN_AGE_SECONDS, dry_run: bool = False) -> list[str]:

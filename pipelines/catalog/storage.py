@@ -6,6 +6,11 @@ content is stored once and a stored file never changes. Files are written under 
 temporary name in ``<root>/tmp``, flushed (and fsynced on local disks) and then renamed
 into place: a reader never sees half a file, and whatever a crash leaves in ``tmp`` or
 unreferenced in ``data`` is removed by ``synthgen catalog gc``.
+
+Image datasets (``IMAGE_FORMAT``) use the same files and rules: Parquet with the PNG
+bytes of each image and its class name (``synthgen.images`` storage format), named by a
+digest of the decoded content (schema, 8-bit pixels, labels). The feature extractor an
+image dataset was evaluated with is kept under ``extractors/``, named by its own digest.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ from synthgen.errors import ConfigError, DataError
 DATA_DIR = "data"
 REPORTS_DIR = "reports"
 MODELS_DIR = "models"
+EXTRACTORS_DIR = "extractors"
 TMP_DIR = "tmp"
+#: ``format`` of an image dataset: Parquet of PNGs (``synthgen.images.ImageSet.to_parquet``).
+IMAGE_FORMAT = "parquet-png"
 
 
 def content_digest(df: pd.DataFrame) -> str:
@@ -57,6 +65,48 @@ def encode_table(df: pd.DataFrame) -> tuple[bytes, pd.DataFrame, str]:
     data = parquet_bytes(df)
     stored = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
     return data, stored, content_digest(stored)
+
+
+def image_digest(images: Any) -> str:
+    """SHA-256 of an image set's content: its schema, every 8-bit pixel and every label,
+    in order.
+
+    Taken of what PNG storage holds (``ImageSet.to_uint8``), so it does not depend on
+    the PNG or Parquet encoder; a changed pixel, label, class list or order gives another.
+    """
+    import numpy as np
+
+    h = hashlib.sha256()
+    header = {"modality": "images", "schema": images.schema.to_dict(), "images": len(images)}
+    h.update(json.dumps(header, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(images.to_uint8()).tobytes())
+    h.update(np.ascontiguousarray(images.labels, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def encode_images(images: Any) -> tuple[bytes, Any, str]:
+    """Parquet-of-PNG bytes of an ``ImageSet``, the set as it reads back, and its digest
+    (the counterpart of ``encode_table``: the digest is of what the file holds)."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(images.to_arrow(), buffer, compression="zstd")
+    data = buffer.getvalue()
+    stored = decode_images(data)
+    return data, stored, image_digest(stored)
+
+
+def decode_images(data: bytes, where: str = "the stored images") -> Any:
+    """An ``ImageSet`` from Parquet-of-PNG bytes (``encode_images``)."""
+    import pyarrow.parquet as pq
+
+    from synthgen.images import ImageSet
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several kinds for bytes that are not Parquet
+        raise DataError(f"{where} are not a Parquet file: {exc}") from None
+    return ImageSet.from_arrow(table, where)
 
 
 def bytes_digest(data: bytes) -> str:
@@ -170,6 +220,15 @@ class Storage:
         digest = bytes_digest(data)
         return self.put(data, self._join(folder, digest[:2], digest + suffix))
 
+    def extractor_path(self, digest: str) -> str:
+        """Where the image feature extractor with this digest (of its configuration and
+        weights, ``ImageFeatureExtractor.digest``) is kept: one extractor, one file."""
+        return self._join(EXTRACTORS_DIR, digest[:2], digest + ".synth")
+
+    def put_extractor(self, data: bytes, digest: str) -> StoredFile:
+        """Store a saved image feature extractor under its digest (``extractor_path``)."""
+        return self.put(data, self.extractor_path(digest))
+
     # ------------------------------------------------------------------ reading
     def read_bytes(self, uri: str) -> bytes:
         with self.fs.open(self.path_of(uri), "rb") as handle:
@@ -179,15 +238,20 @@ class Storage:
         with self.fs.open(self.path_of(uri), "rb") as handle:
             return pd.read_parquet(handle, engine="pyarrow")
 
+    def read_images(self, uri: str) -> Any:
+        """The ``ImageSet`` of an image dataset file."""
+        return decode_images(self.read_bytes(uri), repr(uri))
+
     def exists(self, uri: str) -> bool:
         return bool(self.fs.exists(self.path_of(uri)))
 
     # ------------------------------------------------------------------ gc
     def files(self) -> list[tuple[str, float]]:
-        """Every file under data/, reports/, models/ and tmp/, with its age in seconds."""
+        """Every file under data/, reports/, models/, extractors/ and tmp/, with its age
+        in seconds."""
         found = []
         now = time.time()
-        for folder in (DATA_DIR, REPORTS_DIR, MODELS_DIR, TMP_DIR):
+        for folder in (DATA_DIR, REPORTS_DIR, MODELS_DIR, EXTRACTORS_DIR, TMP_DIR):
             base = self._join(folder)
             if not self.fs.exists(base):
                 continue

@@ -493,10 +493,18 @@ def run_job(
     reporter: Reporter | None = None,
     partition_map: PartitionMap | None = None,
 ) -> JobResult:
-    """Run a job spec (object or YAML path) end to end; see ``JobRunner``."""
-    if not isinstance(spec, JobSpec):
+    """Run a job spec (object or YAML path) end to end; see ``JobRunner`` (an image job:
+    ``pipelines.images.runner.ImageJobRunner``, which samples in one process)."""
+    from pipelines.images.spec import ImageJobSpec
+
+    if not isinstance(spec, JobSpec | ImageJobSpec):
         spec = load_spec(spec)
+    runner_class: type[JobRunner] = JobRunner
+    if isinstance(spec, ImageJobSpec):
+        from pipelines.images.runner import ImageJobRunner
+
+        runner_class = ImageJobRunner
     if catalog is not None:
-        return JobRunner(spec, catalog, reporter, partition_map).run()
+        return runner_class(spec, catalog, reporter, partition_map).run()
     with Catalog(catalog_url) as opened:
-        return JobRunner(spec, opened, reporter, partition_map).run()
+        return runner_class(spec, opened, reporter, partition_map).run()

@@ -13,6 +13,9 @@ gates: {min_fidelity: 0.85, max_mia_auc: 0.6, validation_must_pass: true}
 export: {name: adult_augmented, tags: [augmentation], owner: data-team}
 schedule: {cron: "0 2 * * *"}
 ```
+
+A spec whose source is ``images: ...`` is an image job: ``parse_spec`` returns an
+``ImageJobSpec`` for it (``pipelines.images.spec``, docs/images.md).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.images.spec import ImageJobSpec
 
 #: The backend a job (and ``synthgen fit``) uses when none is named: the harness winner
 #: on quality per CPU-minute (docs/benchmarks.md).
@@ -105,10 +111,18 @@ class ModelSpec(_Strict):
     @field_validator("backend")
     @classmethod
     def _known(cls, value: str) -> str:
+        from pipelines.images.spec import image_backends
         from synthgen.backends import BACKENDS
 
+        images = image_backends()
+        tables = sorted(k for k in BACKENDS if k not in images)
+        if value.lower() in images:
+            raise ValueError(
+                f"backend {value!r} generates images; an image job names its source as "
+                "source: {images: ...} (docs/images.md)"
+            )
         if value.lower() not in BACKENDS:
-            raise ValueError(f"unknown backend {value!r}; available: {', '.join(sorted(BACKENDS))}")
+            raise ValueError(f"unknown backend {value!r}; available: {', '.join(tables)}")
         return value.lower()
 
     @model_validator(mode="after")
@@ -313,8 +327,10 @@ def _describe(error: dict[str, Any], root: yaml.Node | None, where: str) -> str:
     return f"{at}: {field}: {message}"
 
 
-def parse_spec(text: str, *, where: str = "job spec", base_dir: str | Path = ".") -> JobSpec:
-    """Parse and validate a job spec from YAML text."""
+def parse_spec(
+    text: str, *, where: str = "job spec", base_dir: str | Path = "."
+) -> JobSpec | ImageJobSpec:
+    """Parse and validate a job spec from YAML text (an image job: ``ImageJobSpec``)."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -325,14 +341,17 @@ def parse_spec(text: str, *, where: str = "job spec", base_dir: str | Path = "."
         raise ConfigError(f"{where}{line}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a job spec is a YAML mapping with name, source and export")
+    from pipelines.images.spec import ImageJobSpec, is_image_spec
+
+    kind = ImageJobSpec if is_image_spec(data) else JobSpec
     try:
-        return JobSpec.model_validate({**data, "base_dir": str(base_dir)})
+        return kind.model_validate({**data, "base_dir": str(base_dir)})
     except ValidationError as exc:
         problems = [_describe(e, root, where) for e in exc.errors()]
         raise ConfigError("; ".join(problems)) from None
 
 
-def load_spec(path: str | Path) -> JobSpec:
+def load_spec(path: str | Path) -> JobSpec | ImageJobSpec:
     """Read a job spec file; relative paths inside it are relative to its folder."""
     p = Path(path)
     if not p.is_file():
