@@ -108,10 +108,18 @@ def _model_file(path: Path) -> str:
 
 def _backend(name: str):
     from synthgen.backends import BACKENDS
+    from synthgen.backends.image_base import ImageGenerator
 
     key = name.lower()
+    tables = sorted(k for k, v in BACKENDS.items() if not issubclass(v, ImageGenerator))
     if key not in BACKENDS:
-        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
+        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(tables)}")
+    if issubclass(BACKENDS[key], ImageGenerator):
+        raise ConfigError(
+            f"{name!r} is an image backend; `synthgen fit` learns tables ({', '.join(tables)}). "
+            "Train image models with an image job (`synthgen run job.yaml` with "
+            "source.images, see examples/digits_images.yaml) or from Python"
+        )
     return BACKENDS[key]
 
 

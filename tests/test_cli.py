@@ -94,3 +94,14 @@ def test_fit_rejects_options_the_backend_does_not_take(tmp_path, adult_small):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "does not take --steps" in result.output
     assert not model.exists()
+
+
+def test_fit_points_image_backends_at_image_jobs(tmp_path, adult_small):
+    data = tmp_path / "train.csv"
+    adult_small.head(20).to_csv(data, index=False)
+    model = tmp_path / "m.synth"
+    result = runner.invoke(app, ["fit", str(data), "--backend", "image_ddpm", "--out", str(model)])
+    assert result.exit_code == 2 and "image backend" in result.output
+    assert "synthgen run" in result.output and not model.exists()
+    result = runner.invoke(app, ["fit", str(data), "--backend", "nope", "--out", str(model)])
+    assert result.exit_code == 2 and "image_vae" not in result.output
