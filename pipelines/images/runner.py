@@ -21,8 +21,6 @@ image sets in place of frames:
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +28,7 @@ import numpy as np
 from pipelines.catalog import Catalog, DatasetInfo, Parent
 from pipelines.catalog.storage import REPORTS_DIR
 from pipelines.images.spec import SCORE_GATES, ImageJobSpec
-from pipelines.jobs.runner import GateResult, JobRunner, build_model
+from pipelines.jobs.runner import GateResult, JobRunner
 from synthgen.errors import ConfigError, DataError
 
 
@@ -183,7 +181,7 @@ class ImageJobRunner(JobRunner):
                 classes=images.schema.n_classes,
             )
         with self.stage("fit") as info:
-            model, model_id, cached = self._fit_images(train, source)
+            model, model_id, cached = self._fit(train, source)
             result.model_id = model_id
             info.update(model_id=model_id, cached=cached, backend=spec.model.backend)
             if cached:
@@ -256,38 +254,9 @@ class ImageJobRunner(JobRunner):
         result.status = "succeeded"
 
     # ------------------------------------------------------------------ stages
-    def _fit_images(self, train: Any, source: DatasetInfo) -> tuple[Any, int, bool]:
-        """The fitted model: cached under the job's key, else trained (DP: charged)."""
-        spec, catalog = self.spec, self.catalog
-        key = spec.model_key(source.digest)
-        cached = catalog.cached_model(key)
-        if cached is not None:
-            return catalog.load_model(cached["id"]), cached["id"], True
-        model = build_model(spec)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.synth"
-            if model.dp is not None:
-                model_id = catalog.train_private(
-                    source.name,
-                    model,
-                    train,
-                    model_path=path,
-                    label=f"job {spec.name} run {self.result.run_id}: {spec.model.backend}",
-                    job_run_id=self.result.run_id,
-                    cache_key=key,
-                    schema=train.schema,
-                )
-            else:
-                model.fit(train, schema=train.schema)
-                model.save(str(path))
-                model_id = catalog.record_model(
-                    model,
-                    source=source.ref,
-                    model_path=path,
-                    job_run_id=self.result.run_id,
-                    cache_key=key,
-                )
-        return model, model_id, False
+    def _fit_options(self, train: Any) -> dict[str, Any]:
+        # the public schema: under DP nothing is read off the images before DP-SGD
+        return {"schema": train.schema}
 
     def _requested(self, train: Any) -> int:
         """How many images the job asked for (what the validation gate expects)."""

@@ -425,6 +425,10 @@ class JobRunner:
         }
         return report
 
+    def _fit_options(self, train: Any) -> dict[str, Any]:
+        """Keyword arguments of ``model.fit`` besides the data (image jobs pass the schema)."""
+        return {}
+
     def _fit(self, train: pd.DataFrame, source: DatasetInfo) -> tuple[Any, int, bool]:
         spec, catalog = self.spec, self.catalog
         key = spec.model_key(source.digest)
@@ -443,9 +447,10 @@ class JobRunner:
                     label=f"job {spec.name} run {self.result.run_id}: {spec.model.backend}",
                     job_run_id=self.result.run_id,
                     cache_key=key,
+                    **self._fit_options(train),
                 )
             else:
-                model.fit(train)
+                model.fit(train, **self._fit_options(train))
                 model.save(str(path))
                 model_id = catalog.record_model(
                     model,
